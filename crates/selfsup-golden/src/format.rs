@@ -1,0 +1,277 @@
+//! The `selfsup-golden-v1` file format: reading and validating it.
+
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+/// The format name every file must declare.
+pub const FORMAT: &str = "selfsup-golden-v1";
+
+/// A golden file: reference values for a list of loss cases.
+#[derive(Clone, Debug, Deserialize)]
+pub struct GoldenFile {
+    /// Always [`FORMAT`].
+    pub format: String,
+    /// Which reference implementations produced the values (provenance).
+    #[serde(default)]
+    pub generated_by: String,
+    /// The cases, each with a unique name.
+    pub cases: Vec<Case>,
+}
+
+/// One reference computation: a loss, its parameters, inputs and expected loss and gradients.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Case {
+    /// Unique name, e.g. `nt_xent/n8_d16_t0.5`.
+    pub name: String,
+    /// Which loss, e.g. `nt_xent` (see `FORMAT.md`).
+    pub loss: String,
+    /// The exact reference call, for humans.
+    #[serde(default)]
+    pub reference: String,
+    /// Loss parameters: numbers, strings, booleans or tensors.
+    #[serde(default)]
+    pub params: BTreeMap<String, Value>,
+    /// Float inputs; gradients are expected for each.
+    #[serde(default)]
+    pub inputs: BTreeMap<String, FloatTensor>,
+    /// Integer inputs (labels).
+    #[serde(default)]
+    pub int_inputs: BTreeMap<String, IntTensor>,
+    /// The reference loss and gradients.
+    pub expected: Expected,
+}
+
+/// A float tensor stored row-major.
+#[derive(Clone, Debug, Deserialize)]
+pub struct FloatTensor {
+    /// Dimensions.
+    pub shape: Vec<usize>,
+    /// Row-major values.
+    pub data: Vec<f64>,
+}
+
+/// An integer tensor stored row-major.
+#[derive(Clone, Debug, Deserialize)]
+pub struct IntTensor {
+    /// Dimensions.
+    pub shape: Vec<usize>,
+    /// Row-major values.
+    pub data: Vec<i64>,
+}
+
+/// What the reference computed.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Expected {
+    /// The scalar loss.
+    pub loss: f64,
+    /// `d loss / d input` for each float input (zeros for inputs the reference treats as
+    /// constants).
+    #[serde(default)]
+    pub grad: BTreeMap<String, FloatTensor>,
+}
+
+/// Why a golden file or case could not be used.
+#[derive(Debug)]
+pub enum GoldenError {
+    /// The file could not be read.
+    Io {
+        /// The file.
+        path: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The file is not valid JSON in the expected layout.
+    Parse {
+        /// The file.
+        path: String,
+        /// What serde found.
+        message: String,
+    },
+    /// The file parsed but something in it is inconsistent.
+    Invalid {
+        /// The file.
+        path: String,
+        /// What is wrong, naming the case and field.
+        message: String,
+    },
+}
+
+impl fmt::Display for GoldenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GoldenError::Io { path, source } => write!(f, "{path}: cannot read: {source}"),
+            GoldenError::Parse { path, message } => {
+                write!(f, "{path}: not a {FORMAT} file: {message}")
+            }
+            GoldenError::Invalid { path, message } => write!(f, "{path}: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for GoldenError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            GoldenError::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+impl GoldenFile {
+    /// Reads and validates a golden file.
+    ///
+    /// # Errors
+    ///
+    /// When the file cannot be read, is not JSON in this format, or is inconsistent (a shape
+    /// that does not match its data, a duplicated case name, a gradient for an unknown input).
+    pub fn load(path: impl AsRef<Path>) -> Result<GoldenFile, GoldenError> {
+        let path = path.as_ref();
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| GoldenError::Io {
+            path: shown.clone(),
+            source,
+        })?;
+        GoldenFile::parse(&text, &shown)
+    }
+
+    /// Parses and validates the text of a golden file; `origin` names it in errors.
+    ///
+    /// # Errors
+    ///
+    /// As [`GoldenFile::load`], except for I/O.
+    pub fn parse(text: &str, origin: &str) -> Result<GoldenFile, GoldenError> {
+        let file: GoldenFile = serde_json::from_str(text).map_err(|e| GoldenError::Parse {
+            path: origin.to_string(),
+            message: e.to_string(),
+        })?;
+        file.validate().map_err(|message| GoldenError::Invalid {
+            path: origin.to_string(),
+            message,
+        })?;
+        Ok(file)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.format != FORMAT {
+            return Err(format!(
+                "format is '{}', expected '{FORMAT}'",
+                self.format
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for case in &self.cases {
+            if !seen.insert(case.name.as_str()) {
+                return Err(format!("case name '{}' appears twice", case.name));
+            }
+            case.validate()
+                .map_err(|e| format!("case '{}': {e}", case.name))?;
+        }
+        Ok(())
+    }
+}
+
+impl Case {
+    fn validate(&self) -> Result<(), String> {
+        for (name, t) in &self.inputs {
+            check_len(&format!("input '{name}'"), &t.shape, t.data.len())?;
+        }
+        for (name, t) in &self.int_inputs {
+            check_len(&format!("int input '{name}'"), &t.shape, t.data.len())?;
+        }
+        for (name, g) in &self.expected.grad {
+            check_len(&format!("expected grad '{name}'"), &g.shape, g.data.len())?;
+            let input = self
+                .inputs
+                .get(name)
+                .ok_or_else(|| format!("expected grad '{name}' has no matching input"))?;
+            if input.shape != g.shape {
+                return Err(format!(
+                    "expected grad '{name}' has shape {:?} but the input has {:?}",
+                    g.shape, input.shape
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// A float parameter.
+    pub fn param_f64(&self, key: &str) -> Result<f64, String> {
+        match self.params.get(key) {
+            Some(Value::Number(n)) => n
+                .as_f64()
+                .ok_or_else(|| format!("param '{key}' is not a number")),
+            Some(other) => Err(format!("param '{key}' must be a number, got {other}")),
+            None => Err(format!("param '{key}' is missing")),
+        }
+    }
+
+    /// An integer parameter.
+    pub fn param_usize(&self, key: &str) -> Result<usize, String> {
+        match self.params.get(key) {
+            Some(Value::Number(n)) => n
+                .as_u64()
+                .map(|v| v as usize)
+                .ok_or_else(|| format!("param '{key}' must be a non-negative integer, got {n}")),
+            Some(other) => Err(format!("param '{key}' must be an integer, got {other}")),
+            None => Err(format!("param '{key}' is missing")),
+        }
+    }
+
+    /// A string parameter.
+    pub fn param_str(&self, key: &str) -> Result<&str, String> {
+        match self.params.get(key) {
+            Some(Value::String(s)) => Ok(s),
+            Some(other) => Err(format!("param '{key}' must be a string, got {other}")),
+            None => Err(format!("param '{key}' is missing")),
+        }
+    }
+
+    /// A boolean parameter.
+    pub fn param_bool(&self, key: &str) -> Result<bool, String> {
+        match self.params.get(key) {
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(other) => Err(format!("param '{key}' must be true or false, got {other}")),
+            None => Err(format!("param '{key}' is missing")),
+        }
+    }
+
+    /// A tensor parameter (`{"shape": [...], "data": [...]}`).
+    pub fn param_tensor(&self, key: &str) -> Result<FloatTensor, String> {
+        let value = self
+            .params
+            .get(key)
+            .ok_or_else(|| format!("param '{key}' is missing"))?;
+        let tensor: FloatTensor = serde_json::from_value(value.clone())
+            .map_err(|e| format!("param '{key}' is not a tensor: {e}"))?;
+        check_len(&format!("param '{key}'"), &tensor.shape, tensor.data.len())?;
+        Ok(tensor)
+    }
+
+    /// A float input.
+    pub fn input(&self, key: &str) -> Result<&FloatTensor, String> {
+        self.inputs
+            .get(key)
+            .ok_or_else(|| format!("input '{key}' is missing"))
+    }
+
+    /// An integer input.
+    pub fn int_input(&self, key: &str) -> Result<&IntTensor, String> {
+        self.int_inputs
+            .get(key)
+            .ok_or_else(|| format!("int input '{key}' is missing"))
+    }
+}
+
+fn check_len(what: &str, shape: &[usize], len: usize) -> Result<(), String> {
+    let want: usize = shape.iter().product();
+    if want == len {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} has shape {shape:?} ({want} values) but {len} data values"
+        ))
+    }
+}

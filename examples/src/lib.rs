@@ -1,0 +1,1 @@
+//! Runnable examples of selfsup; see the `examples/*.rs` files.

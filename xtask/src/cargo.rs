@@ -1,0 +1,134 @@
+//! Running cargo for a set of backends: one feature set, one shared target directory.
+
+use crate::setup::Provisioned;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// The workspace root (the parent of `xtask/`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives inside the workspace")
+        .to_path_buf()
+}
+
+/// Environment for building and running with the provisioned backends.
+pub fn apply_env(cmd: &mut Command, provisioned: &Provisioned) {
+    // wgpu's Vulkan loader complains on every run when this is unset (CI, containers).
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        let dir = std::env::temp_dir().join("selfsup-xdg-runtime");
+        if std::fs::create_dir_all(&dir).is_ok() {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+            }
+            cmd.env("XDG_RUNTIME_DIR", dir);
+        }
+    }
+    if let Some(libtorch) = &provisioned.libtorch {
+        cmd.env("LIBTORCH", libtorch);
+        let lib = libtorch.join("lib");
+        let path = match std::env::var_os("LD_LIBRARY_PATH") {
+            Some(old) if !old.is_empty() => {
+                let mut joined = lib.into_os_string();
+                joined.push(":");
+                joined.push(old);
+                joined
+            }
+            _ => lib.into_os_string(),
+        };
+        cmd.env("LD_LIBRARY_PATH", path);
+    }
+}
+
+/// `--features` value enabling the given backends on `selfsup-backend`.
+pub fn features(backends: &[String]) -> String {
+    backends
+        .iter()
+        .map(|b| format!("selfsup-backend/{b}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(workspace_root());
+    cmd
+}
+
+/// A compiled artifact cargo reported.
+#[derive(Debug, Clone)]
+pub struct Artifact {
+    /// Package name.
+    pub package: String,
+    /// Target name (test file, bin).
+    pub target: String,
+    /// The executable.
+    pub executable: PathBuf,
+}
+
+/// Runs a cargo build with `--message-format=json-render-diagnostics` and returns the
+/// executables it produced; compiler diagnostics go to the terminal as usual.
+fn build(args: &[&str], backends: &[String], provisioned: &Provisioned) -> Result<Vec<Artifact>, String> {
+    let mut cmd = cargo();
+    cmd.args(args)
+        .args(["--workspace", "--exclude", "xtask", "--features", &features(backends)])
+        .arg("--message-format=json-render-diagnostics")
+        .stdout(Stdio::piped());
+    apply_env(&mut cmd, provisioned);
+    println!("xtask: cargo {} --workspace --features {}", args.join(" "), features(backends));
+    let mut child = cmd.spawn().map_err(|e| format!("cannot run cargo: {e}"))?;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut artifacts = Vec::new();
+    for line in BufReader::new(stdout).lines() {
+        let Ok(line) = line else { break };
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        if msg["reason"] != "compiler-artifact" {
+            continue;
+        }
+        if let Some(exe) = msg["executable"].as_str() {
+            let package = msg["package_id"]
+                .as_str()
+                .and_then(|id| id.rsplit('/').next())
+                .map(|s| s.split(['#', '@']).next().unwrap_or(s).to_string())
+                .unwrap_or_default();
+            artifacts.push(Artifact {
+                package,
+                target: msg["target"]["name"].as_str().unwrap_or("").to_string(),
+                executable: PathBuf::from(exe),
+            });
+        }
+    }
+    let status = child.wait().map_err(|e| format!("cargo: {e}"))?;
+    if !status.success() {
+        return Err(format!("cargo {} failed ({status})", args.join(" ")));
+    }
+    Ok(artifacts)
+}
+
+/// Builds every test binary of the workspace for the backends.
+pub fn build_tests(backends: &[String], provisioned: &Provisioned) -> Result<Vec<Artifact>, String> {
+    build(&["test", "--no-run"], backends, provisioned)
+}
+
+/// Builds the `selfsup` CLI for the backends and returns its path.
+pub fn build_cli(backends: &[String], provisioned: &Provisioned) -> Result<PathBuf, String> {
+    build(&["build", "--bins"], backends, provisioned)?
+        .into_iter()
+        .find(|a| a.target == "selfsup")
+        .map(|a| a.executable)
+        .ok_or_else(|| "cargo built no `selfsup` binary".to_string())
+}
+
+/// Runs the workspace's doc tests on one backend.
+pub fn doc_tests(backends: &[String], provisioned: &Provisioned, backend: &str) -> Command {
+    let mut cmd = cargo();
+    cmd.args(["test", "--doc", "--workspace", "--exclude", "xtask", "--features", &features(backends)])
+        .env("SELFSUP_BACKEND", backend);
+    apply_env(&mut cmd, provisioned);
+    cmd
+}

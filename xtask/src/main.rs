@@ -1,0 +1,97 @@
+//! `cargo xtask`: set-up, the cross-backend test matrix and golden checks for selfsup.
+//!
+//! ```text
+//! cargo xtask setup [flex|ndarray|wgpu|tch|all]   provision what each backend needs
+//! cargo xtask test-all [--backends a,b]           the same tests on every backend
+//! cargo xtask golden FILE [--backends a,b] [--allow-missing]
+//! ```
+
+mod cargo;
+mod golden;
+mod setup;
+mod test_all;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// The backends `test-all` and `golden` use when none are named.
+pub const ALL_BACKENDS: [&str; 4] = ["flex", "ndarray", "wgpu", "tch"];
+
+#[derive(Parser, Debug)]
+#[command(name = "cargo xtask", about = "selfsup project automation")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Provision what backends need: CPU libtorch 2.9.0 for tch, a Vulkan driver for wgpu.
+    Setup {
+        /// flex, ndarray, wgpu, tch or all.
+        #[arg(default_value = "all")]
+        what: String,
+    },
+    /// Build once with every requested backend and run the whole test suite on each.
+    TestAll {
+        /// Comma-separated subset of flex,ndarray,wgpu,tch.
+        #[arg(long, value_name = "LIST")]
+        backends: Option<String>,
+    },
+    /// Check every case of a selfsup-golden-v1 file on each backend.
+    Golden {
+        /// The golden file.
+        file: std::path::PathBuf,
+        /// Comma-separated subset of flex,ndarray,wgpu,tch.
+        #[arg(long, value_name = "LIST")]
+        backends: Option<String>,
+        /// Do not count loss kinds selfsup lacks as failures.
+        #[arg(long)]
+        allow_missing: bool,
+    },
+}
+
+/// Parses `--backends`, defaulting to all four.
+pub fn backends(list: Option<&str>) -> Result<Vec<String>, String> {
+    let Some(list) = list else {
+        return Ok(ALL_BACKENDS.iter().map(|s| s.to_string()).collect());
+    };
+    let mut out: Vec<String> = Vec::new();
+    for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        if !ALL_BACKENDS.contains(&name) {
+            return Err(format!(
+                "unknown backend '{name}' in --backends; valid: {}",
+                ALL_BACKENDS.join(", ")
+            ));
+        }
+        if !out.iter().any(|b| b == name) {
+            out.push(name.to_string());
+        }
+    }
+    if out.is_empty() {
+        return Err(format!("--backends '{list}' names no backend"));
+    }
+    Ok(out)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Setup { what } => setup::run(&what).map(|_| ExitCode::SUCCESS),
+        Command::TestAll { backends: list } => {
+            backends(list.as_deref()).and_then(|b| test_all::run(&b))
+        }
+        Command::Golden {
+            file,
+            backends: list,
+            allow_missing,
+        } => backends(list.as_deref()).and_then(|b| golden::run(&file, &b, allow_missing)),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
