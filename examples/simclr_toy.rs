@@ -108,11 +108,20 @@ impl Dataset {
 }
 
 /// Accuracy of a cosine kNN (k = 10, majority vote) predicting `test` labels from `train`.
-fn knn_accuracy(train: Tensor<2>, train_labels: &[usize], test: Tensor<2>, test_labels: &[usize]) -> f64 {
+fn knn_accuracy(
+    train: Tensor<2>,
+    train_labels: &[usize],
+    test: Tensor<2>,
+    test_labels: &[usize],
+) -> f64 {
     let normalise = |x: Tensor<2>| x.clone() / x.square().sum_dim(1).sqrt().clamp_min(1e-12);
     let sims = normalise(test).matmul(normalise(train).transpose());
     let (_, nearest) = sims.topk_with_indices(10, 1);
-    let nearest = nearest.into_data().convert::<i64>().try_into_vec::<i64>().unwrap();
+    let nearest = nearest
+        .into_data()
+        .convert::<i64>()
+        .try_into_vec::<i64>()
+        .unwrap();
     let correct = test_labels
         .iter()
         .enumerate()
@@ -121,7 +130,9 @@ fn knn_accuracy(train: Tensor<2>, train_labels: &[usize], test: Tensor<2>, test_
             for &j in &nearest[row * 10..row * 10 + 10] {
                 votes[train_labels[j as usize]] += 1;
             }
-            let predicted = (0..CLASSES).max_by_key(|&c| (votes[c], CLASSES - c)).unwrap();
+            let predicted = (0..CLASSES)
+                .max_by_key(|&c| (votes[c], CLASSES - c))
+                .unwrap();
             predicted == **label
         })
         .count();
@@ -158,7 +169,10 @@ fn main() {
         let z_b = model.project(train.view(batch, &mut rng, &device));
         let loss = loss_fn.forward(z_a, z_b);
         if step % 25 == 0 || step + 1 == STEPS {
-            println!("step {step:>4}  nt-xent {:.4}", loss.clone().into_scalar::<f32>());
+            println!(
+                "step {step:>4}  nt-xent {:.4}",
+                loss.clone().into_scalar::<f32>()
+            );
         }
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         model = optimizer.step(1e-3, model, grads);

@@ -71,14 +71,28 @@ pub struct Artifact {
 
 /// Runs a cargo build with `--message-format=json-render-diagnostics` and returns the
 /// executables it produced; compiler diagnostics go to the terminal as usual.
-fn build(args: &[&str], backends: &[String], provisioned: &Provisioned) -> Result<Vec<Artifact>, String> {
+fn build(
+    args: &[&str],
+    backends: &[String],
+    provisioned: &Provisioned,
+) -> Result<Vec<Artifact>, String> {
     let mut cmd = cargo();
     cmd.args(args)
-        .args(["--workspace", "--exclude", "xtask", "--features", &features(backends)])
+        .args([
+            "--workspace",
+            "--exclude",
+            "xtask",
+            "--features",
+            &features(backends),
+        ])
         .arg("--message-format=json-render-diagnostics")
         .stdout(Stdio::piped());
     apply_env(&mut cmd, provisioned);
-    println!("xtask: cargo {} --workspace --features {}", args.join(" "), features(backends));
+    println!(
+        "xtask: cargo {} --workspace --features {}",
+        args.join(" "),
+        features(backends)
+    );
     let mut child = cmd.spawn().map_err(|e| format!("cannot run cargo: {e}"))?;
     let stdout = child.stdout.take().expect("stdout is piped");
     let mut artifacts = Vec::new();
@@ -111,7 +125,10 @@ fn build(args: &[&str], backends: &[String], provisioned: &Provisioned) -> Resul
 }
 
 /// Builds every test binary of the workspace for the backends.
-pub fn build_tests(backends: &[String], provisioned: &Provisioned) -> Result<Vec<Artifact>, String> {
+pub fn build_tests(
+    backends: &[String],
+    provisioned: &Provisioned,
+) -> Result<Vec<Artifact>, String> {
     build(&["test", "--no-run"], backends, provisioned)
 }
 
@@ -127,8 +144,16 @@ pub fn build_cli(backends: &[String], provisioned: &Provisioned) -> Result<PathB
 /// Runs the workspace's doc tests on one backend.
 pub fn doc_tests(backends: &[String], provisioned: &Provisioned, backend: &str) -> Command {
     let mut cmd = cargo();
-    cmd.args(["test", "--doc", "--workspace", "--exclude", "xtask", "--features", &features(backends)])
-        .env("SELFSUP_BACKEND", backend);
+    cmd.args([
+        "test",
+        "--doc",
+        "--workspace",
+        "--exclude",
+        "xtask",
+        "--features",
+        &features(backends),
+    ])
+    .env("SELFSUP_BACKEND", backend);
     apply_env(&mut cmd, provisioned);
     cmd
 }

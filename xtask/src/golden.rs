@@ -12,7 +12,7 @@ pub fn run(file: &Path, backends: &[String], allow_missing: bool) -> Result<Exit
         return Err(format!("{}: no such file", file.display()));
     }
     let provisioned = setup::ensure(backends)?;
-    let cli = cargo::build_cli(backends, &provisioned)?;
+    let cli = cargo::build_cli(&provisioned.build_backends(), &provisioned)?;
     let mut cmd = Command::new(cli);
     cmd.arg("golden")
         .arg(&file)
@@ -21,7 +21,9 @@ pub fn run(file: &Path, backends: &[String], allow_missing: bool) -> Result<Exit
         cmd.arg("--allow-missing");
     }
     apply_env(&mut cmd, &provisioned);
-    let status = cmd.status().map_err(|e| format!("cannot run selfsup: {e}"))?;
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot run selfsup: {e}"))?;
     Ok(match status.code() {
         Some(0) => ExitCode::SUCCESS,
         Some(code) => ExitCode::from(code.clamp(1, 255) as u8),

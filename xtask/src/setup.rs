@@ -15,14 +15,32 @@ const CUDA_WHEELS: [(&str, &str); 2] = [
 ];
 /// The libraries taken from the torch wheel. `libtorch_cuda.so` is deliberately absent: if it
 /// were there, torch-sys would link it and every binary would need the whole CUDA stack.
-const TORCH_LIBS: [&str; 4] = ["libtorch.so", "libtorch_cpu.so", "libc10.so", "libgomp.so.1"];
+const TORCH_LIBS: [&str; 4] = [
+    "libtorch.so",
+    "libtorch_cpu.so",
+    "libc10.so",
+    "libgomp.so.1",
+];
 const COMPLETE_MARKER: &str = ".selfsup-complete";
 
 /// What the cargo commands of a provisioned build need to know.
 #[derive(Clone, Debug, Default)]
 pub struct Provisioned {
-    /// The libtorch directory, when `tch` is among the backends.
+    /// The libtorch directory, when `tch` was requested or is already provisioned.
     pub libtorch: Option<PathBuf>,
+}
+
+impl Provisioned {
+    /// The backends to compile in. Every build uses the same feature set whatever subset is
+    /// tested, so switching `--backends` never rebuilds Burn: the pure-Rust backends always,
+    /// `tch` whenever libtorch is available (it is needed to link).
+    pub fn build_backends(&self) -> Vec<String> {
+        let mut out: Vec<String> = ["flex", "ndarray", "wgpu"].map(String::from).to_vec();
+        if self.libtorch.is_some() {
+            out.push("tch".into());
+        }
+        out
+    }
 }
 
 /// `cargo xtask setup WHAT`.
@@ -38,7 +56,9 @@ pub fn run(what: &str) -> Result<Provisioned, String> {
 
 /// Makes sure every backend in the list can be built and run here.
 pub fn ensure(backends: &[String]) -> Result<Provisioned, String> {
-    let mut out = Provisioned::default();
+    let mut out = Provisioned {
+        libtorch: libtorch_if_present(),
+    };
     for backend in backends {
         match backend.as_str() {
             "flex" | "ndarray" => println!("setup {backend}: pure Rust, nothing to install"),
@@ -67,6 +87,20 @@ fn is_libtorch(dir: &Path) -> bool {
     dir.join("lib").join("libtorch_cpu.so").is_file() && dir.join("include").is_dir()
 }
 
+fn cached_libtorch() -> PathBuf {
+    cache_dir().join(format!("libtorch-{TORCH_VERSION}-cpu"))
+}
+
+/// libtorch from `LIBTORCH` or the cache, if it is already there; provisions nothing.
+fn libtorch_if_present() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("LIBTORCH") {
+        let dir = PathBuf::from(dir);
+        return is_libtorch(&dir).then_some(dir);
+    }
+    let dir = cached_libtorch();
+    (dir.join(COMPLETE_MARKER).is_file() && is_libtorch(&dir)).then_some(dir)
+}
+
 fn ensure_libtorch() -> Result<PathBuf, String> {
     if let Some(dir) = std::env::var_os("LIBTORCH") {
         let dir = PathBuf::from(dir);
@@ -81,9 +115,12 @@ fn ensure_libtorch() -> Result<PathBuf, String> {
         return Ok(dir);
     }
     let cache = cache_dir();
-    let dir = cache.join(format!("libtorch-{TORCH_VERSION}-cpu"));
+    let dir = cached_libtorch();
     if dir.join(COMPLETE_MARKER).is_file() && is_libtorch(&dir) {
-        println!("setup tch: libtorch {TORCH_VERSION} (CPU) ready at {}", dir.display());
+        println!(
+            "setup tch: libtorch {TORCH_VERSION} (CPU) ready at {}",
+            dir.display()
+        );
         return Ok(dir);
     }
     println!(
@@ -103,12 +140,19 @@ fn ensure_libtorch() -> Result<PathBuf, String> {
     fs::write(partial.join(COMPLETE_MARKER), TORCH_VERSION)
         .map_err(|e| format!("setup tch: {e}"))?;
     if dir.exists() {
-        fs::remove_dir_all(&dir).map_err(|e| format!("setup tch: cannot replace {}: {e}", dir.display()))?;
+        fs::remove_dir_all(&dir)
+            .map_err(|e| format!("setup tch: cannot replace {}: {e}", dir.display()))?;
     }
     fs::rename(&partial, &dir).map_err(|e| format!("setup tch: {e}"))?;
-    println!("setup tch: removing the downloaded wheels ({})", wheels.display());
+    println!(
+        "setup tch: removing the downloaded wheels ({})",
+        wheels.display()
+    );
     let _ = fs::remove_dir_all(&wheels);
-    println!("setup tch: libtorch {TORCH_VERSION} (CPU) ready at {}", dir.display());
+    println!(
+        "setup tch: libtorch {TORCH_VERSION} (CPU) ready at {}",
+        dir.display()
+    );
     Ok(dir)
 }
 
@@ -145,18 +189,41 @@ fn download_wheels(wheels: &Path) -> Result<(), String> {
     }
     let python = ["python3", "python"]
         .into_iter()
-        .find(|p| Command::new(p).arg("--version").output().is_ok_and(|o| o.status.success()))
-        .ok_or("setup tch: needs python3 with pip to download libtorch from PyPI; install \
-                python3-pip, or set LIBTORCH to an existing libtorch 2.9.0 directory")?;
+        .find(|p| {
+            Command::new(p)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .ok_or(
+            "setup tch: needs python3 with pip to download libtorch from PyPI; install \
+                python3-pip, or set LIBTORCH to an existing libtorch 2.9.0 directory",
+        )?;
     let mut cmd = Command::new(python);
-    cmd.args(["-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:"])
-        .args(["--platform", "manylinux_2_28_x86_64", "--platform", "manylinux_2_17_x86_64"])
-        .args(["--python-version", "3.11", "-d"])
-        .arg(wheels)
-        .args(missing.iter().map(|s| s.as_str()));
+    cmd.args([
+        "-m",
+        "pip",
+        "download",
+        "--quiet",
+        "--no-deps",
+        "--only-binary=:all:",
+    ])
+    .args([
+        "--platform",
+        "manylinux_2_28_x86_64",
+        "--platform",
+        "manylinux_2_17_x86_64",
+    ])
+    .args(["--python-version", "3.11", "-d"])
+    .arg(wheels)
+    .args(missing.iter().map(|s| s.as_str()));
     println!(
         "setup tch: {python} -m pip download {} (about 900 MB, CPU parts only are kept)",
-        missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")
+        missing
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
     );
     let status = cmd
         .status()
@@ -174,7 +241,10 @@ fn download_wheels(wheels: &Path) -> Result<(), String> {
 fn assemble(wheels: &Path, dest: &Path) -> Result<(), String> {
     let torch = find_wheel(wheels, &wheel_prefix(&format!("torch=={TORCH_VERSION}")))
         .ok_or("the torch wheel is missing after download")?;
-    println!("setup tch: unpacking headers and CPU libraries from {}", torch.display());
+    println!(
+        "setup tch: unpacking headers and CPU libraries from {}",
+        torch.display()
+    );
     let lib = dest.join("lib");
     fs::create_dir_all(&lib).map_err(|e| e.to_string())?;
     extract(&torch, |name| {
@@ -188,7 +258,8 @@ fn assemble(wheels: &Path, dest: &Path) -> Result<(), String> {
         let wheel = find_wheel(wheels, &wheel_prefix(requirement))
             .ok_or_else(|| format!("the {requirement} wheel is missing after download"))?;
         extract(&wheel, |name| {
-            name.ends_with(&format!("/lib/{library}")).then(|| lib.join(library))
+            name.ends_with(&format!("/lib/{library}"))
+                .then(|| lib.join(library))
         })?;
     }
     for file in TORCH_LIBS.iter().chain(CUDA_WHEELS.iter().map(|(_, l)| l)) {
@@ -204,7 +275,9 @@ fn extract(archive: &Path, target: impl Fn(&str) -> Option<PathBuf>) -> Result<(
     let file = fs::File::open(archive).map_err(|e| format!("{}: {e}", archive.display()))?;
     let mut zip = zip::ZipArchive::new(file).map_err(|e| format!("{}: {e}", archive.display()))?;
     for i in 0..zip.len() {
-        let mut entry = zip.by_index(i).map_err(|e| format!("{}: {e}", archive.display()))?;
+        let mut entry = zip
+            .by_index(i)
+            .map_err(|e| format!("{}: {e}", archive.display()))?;
         if entry.is_dir() {
             continue;
         }
@@ -255,7 +328,10 @@ const VULKAN_PACKAGES: [&str; 2] = ["mesa-vulkan-drivers", "libvulkan1"];
 
 fn ensure_vulkan() -> Result<(), String> {
     if let (Some(icd), true) = (vulkan_icd(), vulkan_loader_present()) {
-        println!("setup wgpu: Vulkan loader and driver present ({})", icd.display());
+        println!(
+            "setup wgpu: Vulkan loader and driver present ({})",
+            icd.display()
+        );
         return Ok(());
     }
     let packages = VULKAN_PACKAGES.join(" ");
@@ -266,10 +342,16 @@ fn ensure_vulkan() -> Result<(), String> {
              {packages}` gives software Vulkan) or leave wgpu out: --backends flex,ndarray,tch"
         ));
     }
-    println!("setup wgpu: no Vulkan driver; installing software Vulkan: apt-get install {packages}");
+    println!(
+        "setup wgpu: no Vulkan driver; installing software Vulkan: apt-get install {packages}"
+    );
     for args in [
         vec!["update", "-qq"],
-        [vec!["install", "-y", "-qq", "--no-install-recommends"], VULKAN_PACKAGES.to_vec()].concat(),
+        [
+            vec!["install", "-y", "-qq", "--no-install-recommends"],
+            VULKAN_PACKAGES.to_vec(),
+        ]
+        .concat(),
     ] {
         let status = Command::new("apt-get")
             .args(&args)
@@ -288,6 +370,8 @@ fn ensure_vulkan() -> Result<(), String> {
             println!("setup wgpu: software Vulkan installed ({})", icd.display());
             Ok(())
         }
-        _ => Err(format!("wgpu: {packages} installed but no Vulkan driver is visible")),
+        _ => Err(format!(
+            "wgpu: {packages} installed but no Vulkan driver is visible"
+        )),
     }
 }

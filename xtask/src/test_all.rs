@@ -30,8 +30,8 @@ impl Counts {
 pub fn run(backends: &[String]) -> Result<ExitCode, String> {
     let started = Instant::now();
     let provisioned = setup::ensure(backends)?;
-    let tests = cargo::build_tests(backends, &provisioned)?;
-    let cli = cargo::build_cli(backends, &provisioned)?;
+    let tests = cargo::build_tests(&provisioned.build_backends(), &provisioned)?;
+    let cli = cargo::build_cli(&provisioned.build_backends(), &provisioned)?;
     println!(
         "xtask: {} test binaries built in {:.0} s",
         tests.len(),
@@ -52,12 +52,19 @@ pub fn run(backends: &[String]) -> Result<ExitCode, String> {
             row.add(run_binary(test, backend, &provisioned));
         }
         // Doc examples are tests too; rustdoc compiles them as one merged binary per crate.
-        row.add(run_doc_tests(backends, &provisioned, backend));
+        row.add(run_doc_tests(
+            &provisioned.build_backends(),
+            &provisioned,
+            backend,
+        ));
         rows.push((backend.clone(), row));
     }
 
     print_table(&rows);
-    println!("xtask: test-all took {:.0} s in all", started.elapsed().as_secs_f64());
+    println!(
+        "xtask: test-all took {:.0} s in all",
+        started.elapsed().as_secs_f64()
+    );
     let mut total = Counts::default();
     for (_, c) in &rows {
         total.add(*c);
@@ -82,7 +89,9 @@ fn probe(cli: &Path, backend: &str, provisioned: &Provisioned) -> Result<(), Str
     let mut cmd = Command::new(cli);
     cmd.args(["info", "--require", backend]);
     apply_env(&mut cmd, provisioned);
-    let out = cmd.output().map_err(|e| format!("cannot run {}: {e}", cli.display()))?;
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", cli.display()))?;
     if out.status.success() {
         return Ok(());
     }
@@ -98,7 +107,8 @@ fn probe(cli: &Path, backend: &str, provisioned: &Provisioned) -> Result<(), Str
 /// Runs one test binary on one backend; prints its output when something failed.
 fn run_binary(test: &Artifact, backend: &str, provisioned: &Provisioned) -> Counts {
     let mut cmd = Command::new(&test.executable);
-    cmd.env("SELFSUP_BACKEND", backend).env("RUST_BACKTRACE", "0");
+    cmd.env("SELFSUP_BACKEND", backend)
+        .env("RUST_BACKTRACE", "0");
     apply_env(&mut cmd, provisioned);
     let label = format!("{}::{}", test.package, test.target);
     let (success, output, seconds) = run_with_timeout(cmd, &label);
@@ -151,7 +161,10 @@ fn run_with_timeout(mut cmd: Command, label: &str) -> (bool, String, f64) {
         }
     };
     if seconds > BINARY_TIMEOUT.as_secs_f64() {
-        output.push_str(&format!("\n{label} killed after {} s", BINARY_TIMEOUT.as_secs()));
+        output.push_str(&format!(
+            "\n{label} killed after {} s",
+            BINARY_TIMEOUT.as_secs()
+        ));
     }
     (success, output, seconds)
 }

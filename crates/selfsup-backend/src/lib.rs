@@ -153,7 +153,7 @@ impl Backend {
 
 impl fmt::Display for Backend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        f.pad(self.name())
     }
 }
 
@@ -274,10 +274,13 @@ pub fn device(backend: Backend) -> Device {
         #[cfg(feature = "cuda")]
         Backend::Cuda => Device::cuda(0),
         #[allow(unreachable_patterns)]
-        other => panic!("{}", BackendError::NotCompiled {
-            backend: other,
-            variable: None
-        }),
+        other => panic!(
+            "{}",
+            BackendError::NotCompiled {
+                backend: other,
+                variable: None
+            }
+        ),
     }
 }
 
@@ -310,7 +313,10 @@ mod tests {
     fn unknown_name_lists_valid_and_compiled() {
         let msg = "metal".parse::<Backend>().unwrap_err().to_string();
         assert!(msg.contains("unknown backend 'metal'"), "{msg}");
-        assert!(msg.contains("flex, ndarray, wgpu, vulkan, tch, cuda"), "{msg}");
+        assert!(
+            msg.contains("flex, ndarray, wgpu, vulkan, tch, cuda"),
+            "{msg}"
+        );
         assert!(msg.contains("compiled in:"), "{msg}");
     }
 

@@ -78,5 +78,9 @@ pub fn run(args: GoldenArgs) -> Result<ExitCode, UserError> {
     }
     println!("golden: {passed} passed, {failed} failed, {missing} not implemented");
     let ok = failed == 0 && (missing == 0 || args.allow_missing);
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

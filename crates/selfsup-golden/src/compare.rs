@@ -44,7 +44,8 @@ impl Tolerance {
 pub struct Comparison {
     /// Largest `|got − want|` over every value (NaN if any value was NaN).
     pub worst_abs: f64,
-    /// Largest `|got − want| / |want|` over the values with `want ≠ 0`.
+    /// Largest `|got − want| / |want|` over the values with `|want|` above the absolute
+    /// tolerance (relative errors of values that are zero up to rounding mean nothing).
     pub worst_rel: f64,
     /// Whether every value was within tolerance.
     pub passed: bool,
@@ -71,8 +72,12 @@ pub fn compare(checks: &[Check], tolerance: Tolerance) -> Comparison {
         }
         for (i, (&got, &want)) in check.got.iter().zip(&check.want).enumerate() {
             let abs = (got - want).abs();
-            worst_abs = if abs.is_nan() { f64::NAN } else { worst_abs.max(abs) };
-            if want != 0.0 {
+            worst_abs = if abs.is_nan() {
+                f64::NAN
+            } else {
+                worst_abs.max(abs)
+            };
+            if want.abs() > tolerance.atol {
                 worst_rel = worst_rel.max(abs / want.abs());
             }
             if !tolerance.accepts(got, want) {

@@ -156,10 +156,7 @@ impl GoldenFile {
 
     fn validate(&self) -> Result<(), String> {
         if self.format != FORMAT {
-            return Err(format!(
-                "format is '{}', expected '{FORMAT}'",
-                self.format
-            ));
+            return Err(format!("format is '{}', expected '{FORMAT}'", self.format));
         }
         let mut seen = std::collections::HashSet::new();
         for case in &self.cases {

@@ -99,7 +99,9 @@ impl<'a> Leaves<'a> {
         let shape = &self.case.input(name)?.shape;
         match shape.as_slice() {
             &[rows, cols] => Ok(self.flat[name].clone().reshape([rows, cols])),
-            other => Err(format!("input '{name}' must be 2-D [N, D], got shape {other:?}")),
+            other => Err(format!(
+                "input '{name}' must be 2-D [N, D], got shape {other:?}"
+            )),
         }
     }
 
@@ -134,7 +136,9 @@ fn compute(case: &Case, device: &Device) -> Result<Vec<Check>, String> {
                 x.matrix("positive_key")?,
                 x.matrix("negatives")?,
             ),
-        "negative_cosine" => NegativeCosineSimilarity::new().forward(x.matrix("x0")?, x.matrix("x1")?),
+        "negative_cosine" => {
+            NegativeCosineSimilarity::new().forward(x.matrix("x0")?, x.matrix("x1")?)
+        }
         "barlow_twins" => BarlowTwinsLossConfig::new()
             .with_lambda(case.param_f64("lambda")?)
             .init()
@@ -183,12 +187,17 @@ fn compute(case: &Case, device: &Device) -> Result<Vec<Check>, String> {
             .forward(x.matrix("embeddings")?, x.labels("labels")?),
         "dino" => {
             let views = |prefix: &str, count: usize| -> Result<Vec<Tensor<2>>, String> {
-                (0..count).map(|i| x.matrix(&format!("{prefix}_{i}"))).collect()
+                (0..count)
+                    .map(|i| x.matrix(&format!("{prefix}_{i}")))
+                    .collect()
             };
             let teacher = views("teacher", case.param_usize("teacher_views")?)?;
             let student = views("student", case.param_usize("student_views")?)?;
             let center = case.param_tensor("center_before")?;
-            let dim = *center.shape.last().ok_or("param 'center_before' has no dimensions")?;
+            let dim = *center
+                .shape
+                .last()
+                .ok_or("param 'center_before' has no dimensions")?;
             let center_values: Vec<f32> = center.data.iter().map(|&v| v as f32).collect();
             let teacher_temp = case.param_f64("teacher_temp")?;
             let dino = DinoLossConfig::new(dim)
@@ -197,7 +206,10 @@ fn compute(case: &Case, device: &Device) -> Result<Vec<Check>, String> {
                 .with_student_temp(case.param_f64("student_temp")?)
                 .with_center_momentum(case.param_f64("center_momentum")?)
                 .init(device)
-                .with_center(Tensor::from_data(TensorData::new(center_values, [1, dim]), device));
+                .with_center(Tensor::from_data(
+                    TensorData::new(center_values, [1, dim]),
+                    device,
+                ));
             let loss = dino.forward(&teacher, &student, usize::MAX);
             if case.params.contains_key("center_after") {
                 extra.push(Check {

@@ -104,7 +104,10 @@ fn wrong_expected_value_fails() {
 
     let only_grad: Vec<_> = checks.into_iter().filter(|c| c.name != "loss").collect();
     let cmp = compare(&only_grad, Tolerance::GPU_F32);
-    assert_eq!(cmp.first_failure.unwrap().split(':').next().unwrap(), "grad.z_b[3]");
+    assert_eq!(
+        cmp.first_failure.unwrap().split(':').next().unwrap(),
+        "grad.z_b[3]"
+    );
 }
 
 #[test]
@@ -147,17 +150,35 @@ fn invalid_parameter_is_a_failure_not_a_crash() {
 fn inconsistent_files_are_rejected_with_the_case_name() {
     let mut json: serde_json::Value = serde_json::from_str(SHIPPED).unwrap();
     json["cases"][1]["inputs"]["z_a"]["shape"] = serde_json::json!([5, 3]);
-    let err = GoldenFile::parse(&json.to_string(), "bad.json").unwrap_err().to_string();
-    assert!(err.starts_with("bad.json: case 'nt_xent/n4_d3_t0.1': input 'z_a' has shape [5, 3]"), "{err}");
+    let err = GoldenFile::parse(&json.to_string(), "bad.json")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("bad.json: case 'nt_xent/n4_d3_t0.1': input 'z_a' has shape [5, 3]"),
+        "{err}"
+    );
 
     let err = GoldenFile::parse("{\"format\": \"other\", \"cases\": []}", "x.json")
         .unwrap_err()
         .to_string();
-    assert_eq!(err, "x.json: format is 'other', expected 'selfsup-golden-v1'");
+    assert_eq!(
+        err,
+        "x.json: format is 'other', expected 'selfsup-golden-v1'"
+    );
 
-    let err = GoldenFile::parse("[1, 2", "y.json").unwrap_err().to_string();
-    assert!(err.starts_with("y.json: not a selfsup-golden-v1 file:"), "{err}");
+    let err = GoldenFile::parse("[1, 2", "y.json")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("y.json: not a selfsup-golden-v1 file:"),
+        "{err}"
+    );
 
-    let err = GoldenFile::load("/nonexistent/golden.json").unwrap_err().to_string();
-    assert!(err.starts_with("/nonexistent/golden.json: cannot read:"), "{err}");
+    let err = GoldenFile::load("/nonexistent/golden.json")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("/nonexistent/golden.json: cannot read:"),
+        "{err}"
+    );
 }

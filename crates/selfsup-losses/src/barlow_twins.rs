@@ -83,7 +83,12 @@ impl BarlowTwinsLoss {
             .matmul(standardize(z_b))
             .div_scalar(n as f64);
         let diagonal = diagonal_mask(d, &c);
-        let on_diagonal = c.clone().neg().add_scalar(1.0).square().mask_fill(diagonal.clone().bool_not(), 0.0);
+        let on_diagonal = c
+            .clone()
+            .neg()
+            .add_scalar(1.0)
+            .square()
+            .mask_fill(diagonal.clone().bool_not(), 0.0);
         let off_diagonal = c.square().mask_fill(diagonal, 0.0);
         on_diagonal.sum() + off_diagonal.sum().mul_scalar(self.lambda)
     }

@@ -30,11 +30,18 @@ impl ContrastiveLossConfig {
     ///
     /// When a margin is not finite, or (for a distance) negative.
     pub fn init(&self) -> ContrastiveLoss {
-        for (name, value) in [("pos_margin", self.pos_margin), ("neg_margin", self.neg_margin)] {
+        for (name, value) in [
+            ("pos_margin", self.pos_margin),
+            ("neg_margin", self.neg_margin),
+        ] {
             assert!(
                 value.is_finite() && (self.distance.is_similarity() || value >= 0.0),
                 "ContrastiveLoss: {name} must be a finite number{}, got {value}",
-                if self.distance.is_similarity() { "" } else { " >= 0" }
+                if self.distance.is_similarity() {
+                    ""
+                } else {
+                    " >= 0"
+                }
             );
         }
         ContrastiveLoss {

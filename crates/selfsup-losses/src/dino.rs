@@ -33,7 +33,10 @@ impl DinoLossConfig {
     ///
     /// When `output_dim` is 0, a temperature is not > 0, or `center_momentum` is outside `[0, 1]`.
     pub fn init(&self, device: &Device) -> DinoLoss {
-        assert!(self.output_dim > 0, "DinoLoss: output_dim must be > 0, got 0");
+        assert!(
+            self.output_dim > 0,
+            "DinoLoss: output_dim must be > 0, got 0"
+        );
         for (name, value) in [
             ("warmup_teacher_temp", self.warmup_teacher_temp),
             ("teacher_temp", self.teacher_temp),
@@ -164,13 +167,23 @@ impl DinoLoss {
     }
 
     /// The loss at an explicit teacher temperature, leaving the center unchanged.
-    pub fn loss(&self, teacher: &[Tensor<2>], student: &[Tensor<2>], teacher_temp: f64) -> Tensor<1> {
+    pub fn loss(
+        &self,
+        teacher: &[Tensor<2>],
+        student: &[Tensor<2>],
+        teacher_temp: f64,
+    ) -> Tensor<1> {
         self.check_views(teacher, student);
         let center = self.center();
         let [n, _] = teacher[0].dims();
         let targets: Vec<Tensor<2>> = teacher
             .iter()
-            .map(|t| softmax((t.clone().detach() - center.clone()).div_scalar(teacher_temp), 1))
+            .map(|t| {
+                softmax(
+                    (t.clone().detach() - center.clone()).div_scalar(teacher_temp),
+                    1,
+                )
+            })
             .collect();
         let log_predictions: Vec<Tensor<2>> = student
             .iter()
@@ -206,8 +219,14 @@ impl DinoLoss {
     }
 
     fn check_views(&self, teacher: &[Tensor<2>], student: &[Tensor<2>]) {
-        assert!(!teacher.is_empty(), "DinoLoss: needs at least one teacher view, got 0");
-        assert!(!student.is_empty(), "DinoLoss: needs at least one student view, got 0");
+        assert!(
+            !teacher.is_empty(),
+            "DinoLoss: needs at least one teacher view, got 0"
+        );
+        assert!(
+            !student.is_empty(),
+            "DinoLoss: needs at least one student view, got 0"
+        );
         assert!(
             teacher.len() * student.len() > teacher.len().min(student.len()),
             "DinoLoss: needs two views (one teacher and one student view with different \

@@ -1,5 +1,5 @@
-use serde::{Deserialize, Serialize};
 use burn::tensor::Tensor;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 

@@ -163,7 +163,8 @@ impl NtXentLoss {
             0,
         );
         let positives = (fixed.clone().narrow(0, 0, n) * fixed.clone().narrow(0, n, n)).sum();
-        let value = (log_denominators - positives.mul_scalar(2.0 * inv_t)).div_scalar((2 * n) as f64);
+        let value =
+            (log_denominators - positives.mul_scalar(2.0 * inv_t)).div_scalar((2 * n) as f64);
         let grad = (Tensor::cat(row_terms, 0) + column_term - swapped.mul_scalar(2.0))
             .mul_scalar(inv_t / (2 * n) as f64);
         value + (z * grad.clone()).sum() - (fixed * grad).sum()

@@ -43,7 +43,11 @@ pub(crate) fn diagonal_mask(n: usize, like: &Tensor<2>) -> Tensor<2, Bool> {
 
 /// Boolean mask, `true` where `column − row = offset`. (Burn's `diag_mask` is the opposite:
 /// `false` on the diagonal.)
-pub(crate) fn offset_diagonal_mask(shape: [usize; 2], offset: i64, like: &Tensor<2>) -> Tensor<2, Bool> {
+pub(crate) fn offset_diagonal_mask(
+    shape: [usize; 2],
+    offset: i64,
+    like: &Tensor<2>,
+) -> Tensor<2, Bool> {
     Tensor::<2, Bool>::diag_mask(shape, offset, &like.device()).bool_not()
 }
 

@@ -2,7 +2,9 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::tensor::{Int, Tensor};
 
-use crate::ops::{assert_labels, assert_min_rows, diagonal_mask, l2_normalize, log_sum_exp, same_label};
+use crate::ops::{
+    assert_labels, assert_min_rows, diagonal_mask, l2_normalize, log_sum_exp, same_label,
+};
 
 /// Configuration of [`SupConLoss`].
 #[derive(Config, Debug)]
@@ -79,7 +81,9 @@ impl SupConLoss {
         let z = l2_normalize(embeddings);
         let logits = z.clone().matmul(z.transpose()).div_scalar(self.temperature);
         let itself = diagonal_mask(n, &logits);
-        let positives = same_label(labels).bool_and(itself.clone().bool_not()).float();
+        let positives = same_label(labels)
+            .bool_and(itself.clone().bool_not())
+            .float();
 
         let log_denominator = log_sum_exp(logits.clone().mask_fill(itself, f32::NEG_INFINITY));
         let count = positives.clone().sum_dim(1);

@@ -1,8 +1,8 @@
 use burn::config::Config;
-use serde::{Deserialize, Serialize};
 use burn::module::Module;
 use burn::tensor::activation::relu;
 use burn::tensor::{Bool, Int, Tensor};
+use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
@@ -95,7 +95,9 @@ impl FromStr for TripletReduction {
         match s {
             "mean_nonzero" => Ok(TripletReduction::MeanNonzero),
             "mean" => Ok(TripletReduction::Mean),
-            other => Err(format!("unknown reduction '{other}'; valid: mean_nonzero, mean")),
+            other => Err(format!(
+                "unknown reduction '{other}'; valid: mean_nonzero, mean"
+            )),
         }
     }
 }
@@ -226,7 +228,11 @@ impl TripletMarginLoss {
         labels: Tensor<1, Int>,
     ) -> (Tensor<1>, TripletStats) {
         let (losses, selected) = self.triplets(embeddings, labels);
-        let active = losses.clone().detach().greater_elem(0.0).bool_and(selected.clone());
+        let active = losses
+            .clone()
+            .detach()
+            .greater_elem(0.0)
+            .bool_and(selected.clone());
         let selected_count = selected.clone().int().sum().into_scalar::<i64>() as usize;
         let active_count = active.int().sum().into_scalar::<i64>() as usize;
         let stats = TripletStats {
@@ -276,13 +282,23 @@ impl TripletMarginLoss {
             let (closest, farthest) = (f32::NEG_INFINITY, f32::INFINITY);
             let (hardest_positive, hardest_negative) = if similarity {
                 (
-                    values.clone().mask_fill(positive.clone().bool_not(), farthest).min_dim(1),
-                    values.mask_fill(negative.clone().bool_not(), closest).max_dim(1),
+                    values
+                        .clone()
+                        .mask_fill(positive.clone().bool_not(), farthest)
+                        .min_dim(1),
+                    values
+                        .mask_fill(negative.clone().bool_not(), closest)
+                        .max_dim(1),
                 )
             } else {
                 (
-                    values.clone().mask_fill(positive.clone().bool_not(), closest).max_dim(1),
-                    values.mask_fill(negative.clone().bool_not(), farthest).min_dim(1),
+                    values
+                        .clone()
+                        .mask_fill(positive.clone().bool_not(), closest)
+                        .max_dim(1),
+                    values
+                        .mask_fill(negative.clone().bool_not(), farthest)
+                        .min_dim(1),
                 )
             };
             let gap = if similarity {
@@ -293,7 +309,9 @@ impl TripletMarginLoss {
             let usable = positive.any_dim(1).bool_and(negative.any_dim(1));
             // Anchors without a positive or a negative have an infinite gap: replace it before
             // it reaches the loss, so neither the value nor the gradient sees an infinity.
-            let gap = gap.clone().mask_where(usable.clone().bool_not(), gap.zeros_like());
+            let gap = gap
+                .clone()
+                .mask_where(usable.clone().bool_not(), gap.zeros_like());
             let losses = relu(gap.neg().add_scalar(margin));
             return (losses.unsqueeze_dim(2), usable.unsqueeze_dim(2));
         }

@@ -129,9 +129,16 @@ impl ConvNetSDecoder {
     /// - input: `[N, input_dim]` → `[N, output_channels, 28, 28]`
     pub fn forward(&self, input: Tensor<2>) -> Tensor<4> {
         let [n, _] = input.dims();
-        let x = self.activation.forward(self.project.forward(input)).reshape([n, 64, 7, 7]);
-        let x = self.activation.forward(self.norm1.forward(self.up1.forward(x)));
-        let x = self.activation.forward(self.norm2.forward(self.up2.forward(x)));
+        let x = self
+            .activation
+            .forward(self.project.forward(input))
+            .reshape([n, 64, 7, 7]);
+        let x = self
+            .activation
+            .forward(self.norm1.forward(self.up1.forward(x)));
+        let x = self
+            .activation
+            .forward(self.norm2.forward(self.up2.forward(x)));
         self.output.forward(x)
     }
 }

@@ -83,7 +83,9 @@ impl ProjectionHeadConfig {
         Self::new(vec![
             BlockConfig::linear_bn_relu(input, hidden),
             BlockConfig::linear_bn_relu(hidden, hidden),
-            BlockConfig::new(hidden, output).with_batch_norm(true).with_bias(false),
+            BlockConfig::new(hidden, output)
+                .with_batch_norm(true)
+                .with_bias(false),
         ])
     }
 
@@ -113,7 +115,10 @@ impl ProjectionHeadConfig {
     ///
     /// When there is no block, a width is 0, or consecutive blocks do not chain.
     pub fn init(&self, device: &Device) -> ProjectionHead {
-        assert!(!self.blocks.is_empty(), "ProjectionHead: needs at least one block, got 0");
+        assert!(
+            !self.blocks.is_empty(),
+            "ProjectionHead: needs at least one block, got 0"
+        );
         for (i, block) in self.blocks.iter().enumerate() {
             assert!(
                 block.input > 0 && block.output > 0,
@@ -139,7 +144,9 @@ impl ProjectionHeadConfig {
                     linear: LinearConfig::new(b.input, b.output)
                         .with_bias(b.bias)
                         .init(device),
-                    norm: b.batch_norm.then(|| BatchNormConfig::new(b.output).init(device)),
+                    norm: b
+                        .batch_norm
+                        .then(|| BatchNormConfig::new(b.output).init(device)),
                     relu: (b.activation == Some(Activation::Relu)).then(Relu::new),
                     gelu: (b.activation == Some(Activation::Gelu)).then(Gelu::new),
                 })

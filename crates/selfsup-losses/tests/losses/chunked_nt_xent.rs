@@ -1,7 +1,5 @@
 //! The memory-bounded NT-Xent computes the same loss and gradients as the dense one.
 
-
-
 use crate::common::*;
 use selfsup_losses::NtXentLossConfig;
 
@@ -27,9 +25,21 @@ fn chunked_equals_dense_for_every_chunk_size() {
         // 1 row at a time, uneven chunks, one short of the whole, and larger than 2N (dense).
         for chunk in [1, 4, 5, 2 * n - 1, 100] {
             let (chunked, chunked_grads) = run(Some(chunk), temperature);
-            assert_close(&format!("loss, chunk {chunk}, τ {temperature}"), &[chunked], &[dense], 1e-5, 1e-6);
+            assert_close(
+                &format!("loss, chunk {chunk}, τ {temperature}"),
+                &[chunked],
+                &[dense],
+                1e-5,
+                1e-6,
+            );
             for (which, (g, want)) in chunked_grads.iter().zip(&dense_grads).enumerate() {
-                assert_close(&format!("grad {which}, chunk {chunk}, τ {temperature}"), g, want, 1e-4, 1e-6);
+                assert_close(
+                    &format!("grad {which}, chunk {chunk}, τ {temperature}"),
+                    g,
+                    want,
+                    1e-4,
+                    1e-6,
+                );
             }
         }
     }

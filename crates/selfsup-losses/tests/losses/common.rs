@@ -54,7 +54,10 @@ pub fn scalar(t: Tensor<1>) -> f32 {
 }
 
 pub fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().try_into_vec::<f32>().unwrap()
+    t.into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .unwrap()
 }
 
 /// Gradient of `loss` with respect to each leaf (zeros when it did not reach the leaf).

@@ -1,24 +1,36 @@
 //! DINO's center: its EMA update, the teacher-temperature schedule, and that it is saved and
 //! loaded with the module.
 
-
-
-use burn::module::Module;
 use crate::common::*;
+use burn::module::Module;
 use selfsup_losses::DinoLossConfig;
 
 #[test]
 fn center_moves_by_the_ema_of_teacher_means() {
     let device = device();
-    let loss = DinoLossConfig::new(3).with_center_momentum(0.75).init(&device);
+    let loss = DinoLossConfig::new(3)
+        .with_center_momentum(0.75)
+        .init(&device);
     let t0 = matrix(vec![1.0, 2.0, 3.0, 3.0, 2.0, 1.0], 2, 3, &device);
     let t1 = matrix(vec![0.0, 0.0, 4.0, 4.0, 0.0, 0.0], 2, 3, &device);
     let s = matrix(vec![0.5; 6], 2, 3, &device);
     loss.forward(&[t0.clone(), t1.clone()], &[s.clone(), s.clone()], 0);
     // mean of the four teacher rows = [2, 1, 2]; c = 0.75·0 + 0.25·mean
-    assert_close("center", &values(loss.center()), &[0.5, 0.25, 0.5], 1e-6, 1e-7);
+    assert_close(
+        "center",
+        &values(loss.center()),
+        &[0.5, 0.25, 0.5],
+        1e-6,
+        1e-7,
+    );
     loss.forward(&[t0, t1], &[s.clone(), s], 0);
-    assert_close("center", &values(loss.center()), &[0.875, 0.4375, 0.875], 1e-6, 1e-7);
+    assert_close(
+        "center",
+        &values(loss.center()),
+        &[0.875, 0.4375, 0.875],
+        1e-6,
+        1e-7,
+    );
 }
 
 #[test]
@@ -49,7 +61,9 @@ fn teacher_temperature_warms_up_linearly() {
 #[test]
 fn center_is_saved_and_loaded_with_the_module() {
     let device = device();
-    let loss = DinoLossConfig::new(3).with_center_momentum(0.5).init(&device);
+    let loss = DinoLossConfig::new(3)
+        .with_center_momentum(0.5)
+        .init(&device);
     let t = matrix(vec![2.0, 4.0, 6.0], 1, 3, &device);
     let s = matrix(vec![0.0; 3], 1, 3, &device);
     loss.forward(&[t], &[s.clone(), s], 0);

@@ -3,10 +3,8 @@
 //! `D(h) = (L(x + hv) − L(x − hv)) / 2h` with Richardson extrapolation,
 //! `(4·D(h/2) − D(h)) / 3`, whose error is O(h⁴): accurate in f32 without a tiny step.
 
-
-
-use burn::tensor::Tensor;
 use crate::common::*;
+use burn::tensor::Tensor;
 use selfsup_losses::*;
 
 const N: usize = 6;
@@ -65,25 +63,36 @@ fn nt_xent_gradient() {
 
 #[test]
 fn chunked_nt_xent_gradient() {
-    let loss = NtXentLossConfig::new().with_temperature(0.5).with_chunk_size(Some(5)).init();
-    check("nt_xent_chunked", 2, |x| loss.forward(x[0].clone(), x[1].clone()));
+    let loss = NtXentLossConfig::new()
+        .with_temperature(0.5)
+        .with_chunk_size(Some(5))
+        .init();
+    check("nt_xent_chunked", 2, |x| {
+        loss.forward(x[0].clone(), x[1].clone())
+    });
 }
 
 #[test]
 fn info_nce_gradient() {
     let loss = InfoNceLossConfig::new().init();
-    check("info_nce", 3, |x| loss.forward(x[0].clone(), x[1].clone(), x[2].clone()));
+    check("info_nce", 3, |x| {
+        loss.forward(x[0].clone(), x[1].clone(), x[2].clone())
+    });
 }
 
 #[test]
 fn negative_cosine_gradient() {
-    check("negative_cosine", 2, |x| NegativeCosineSimilarity::new().forward(x[0].clone(), x[1].clone()));
+    check("negative_cosine", 2, |x| {
+        NegativeCosineSimilarity::new().forward(x[0].clone(), x[1].clone())
+    });
 }
 
 #[test]
 fn barlow_twins_gradient() {
     let loss = BarlowTwinsLossConfig::new().with_lambda(0.1).init();
-    check("barlow_twins", 2, |x| loss.forward(x[0].clone(), x[1].clone()));
+    check("barlow_twins", 2, |x| {
+        loss.forward(x[0].clone(), x[1].clone())
+    });
 }
 
 #[test]
@@ -110,14 +119,21 @@ fn triplet_gradients() {
 
 #[test]
 fn contrastive_gradient() {
-    let loss = ContrastiveLossConfig::new().with_pos_margin(0.1).with_neg_margin(1.5).init();
-    check("contrastive", 1, |x| loss.forward(x[0].clone(), labels_on(&x[0])));
+    let loss = ContrastiveLossConfig::new()
+        .with_pos_margin(0.1)
+        .with_neg_margin(1.5)
+        .init();
+    check("contrastive", 1, |x| {
+        loss.forward(x[0].clone(), labels_on(&x[0]))
+    });
 }
 
 #[test]
 fn supcon_gradient() {
     let loss = SupConLossConfig::new().with_temperature(0.5).init();
-    check("supcon", 1, |x| loss.forward(x[0].clone(), labels_on(&x[0])));
+    check("supcon", 1, |x| {
+        loss.forward(x[0].clone(), labels_on(&x[0]))
+    });
 }
 
 #[test]
@@ -138,7 +154,11 @@ fn dino_gradient() {
 
 #[test]
 fn reconstruction_gradients() {
-    for kind in [ReconstructionKind::Mse, ReconstructionKind::L1, ReconstructionKind::BceWithLogits] {
+    for kind in [
+        ReconstructionKind::Mse,
+        ReconstructionKind::L1,
+        ReconstructionKind::BceWithLogits,
+    ] {
         let loss = ReconstructionLossConfig::new().with_kind(kind).init();
         check(&format!("reconstruction/{kind:?}"), 1, |x| {
             let target = Tensor::<2>::ones([N, D], &x[0].device()).mul_scalar(0.3);
@@ -146,4 +166,3 @@ fn reconstruction_gradients() {
         });
     }
 }
-

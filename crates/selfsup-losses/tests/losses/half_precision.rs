@@ -1,10 +1,8 @@
 //! NT-Xent and VICReg stay finite in half precision. flex supports f16 and bf16 arithmetic, so
 //! both run there; other backends run whichever of the two they support.
 
-
-
-use burn::tensor::{FloatDType, Tensor};
 use crate::common::*;
+use burn::tensor::{FloatDType, Tensor};
 use selfsup_backend::Backend;
 use selfsup_losses::{NtXentLossConfig, VicRegLossConfig};
 
@@ -24,8 +22,19 @@ fn nt_xent_and_vicreg_are_finite_in_half_precision() {
         };
         let (za, zb) = (half(&a), half(&b));
         for (name, loss) in [
-            ("nt_xent τ=0.1", NtXentLossConfig::new().with_temperature(0.1).init().forward(za.clone(), zb.clone())),
-            ("vicreg", VicRegLossConfig::new().init().forward(za.clone(), zb.clone())),
+            (
+                "nt_xent τ=0.1",
+                NtXentLossConfig::new()
+                    .with_temperature(0.1)
+                    .init()
+                    .forward(za.clone(), zb.clone()),
+            ),
+            (
+                "vicreg",
+                VicRegLossConfig::new()
+                    .init()
+                    .forward(za.clone(), zb.clone()),
+            ),
         ] {
             let value = loss.clone().cast(FloatDType::F32);
             let v = scalar(value);
@@ -39,7 +48,11 @@ fn nt_xent_and_vicreg_are_finite_in_half_precision() {
         ran.push(dtype);
     }
     if Backend::from_env().unwrap() == Backend::Flex {
-        assert_eq!(ran, [FloatDType::F16, FloatDType::BF16], "flex supports both");
+        assert_eq!(
+            ran,
+            [FloatDType::F16, FloatDType::BF16],
+            "flex supports both"
+        );
     }
     println!("half precision checked in {ran:?}");
 }

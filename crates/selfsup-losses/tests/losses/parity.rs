@@ -1,9 +1,7 @@
 //! The same inputs give the same loss and gradients on every backend usable here.
 
-
-
-use burn::tensor::Tensor;
 use crate::common::*;
+use burn::tensor::Tensor;
 use selfsup_backend::{Backend, device as device_of, probe};
 use selfsup_losses::{NtXentLossConfig, TripletMarginLossConfig, TripletMining, VicRegLossConfig};
 
@@ -30,7 +28,10 @@ fn compute(backend: Backend) -> Vec<(String, Vec<f32>)> {
     };
 
     let (x, y) = leaves();
-    let loss = NtXentLossConfig::new().with_temperature(0.1).init().forward(x.clone(), y.clone());
+    let loss = NtXentLossConfig::new()
+        .with_temperature(0.1)
+        .init()
+        .forward(x.clone(), y.clone());
     record("nt_xent", loss, &x, Some(&y));
 
     let (x, y) = leaves();
@@ -70,6 +71,10 @@ fn every_usable_backend_agrees_with_the_first() {
     println!(
         "compared {} backends: {}",
         usable.len(),
-        usable.iter().map(|b| b.name()).collect::<Vec<_>>().join(", ")
+        usable
+            .iter()
+            .map(|b| b.name())
+            .collect::<Vec<_>>()
+            .join(", ")
     );
 }

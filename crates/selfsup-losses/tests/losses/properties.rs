@@ -1,10 +1,8 @@
 //! Properties every implementation must have whatever the numbers: symmetry, invariance to
 //! row order and (for normalised losses) to input scale, non-negativity.
 
-
-
-use burn::tensor::{Device, Int, Tensor};
 use crate::common::*;
+use burn::tensor::{Device, Int, Tensor};
 use selfsup_losses::*;
 
 type PairLoss = Box<dyn Fn(Tensor<2>, Tensor<2>) -> Tensor<1>>;
@@ -27,10 +25,26 @@ fn pair_losses(device: &Device) -> Vec<(&'static str, PairLoss, bool)> {
     // (name, loss, symmetric in its two arguments)
     vec![
         ("nt_xent", Box::new(move |a, b| nt_xent.forward(a, b)), true),
-        ("nt_xent_chunked", Box::new(move |a, b| chunked.forward(a, b)), true),
-        ("info_nce", Box::new(move |a, b| info_nce.forward(a, b, negatives.clone())), false),
-        ("negative_cosine", Box::new(move |a, b| cosine.forward(a, b)), true),
-        ("barlow_twins", Box::new(move |a, b| barlow.forward(a, b)), true),
+        (
+            "nt_xent_chunked",
+            Box::new(move |a, b| chunked.forward(a, b)),
+            true,
+        ),
+        (
+            "info_nce",
+            Box::new(move |a, b| info_nce.forward(a, b, negatives.clone())),
+            false,
+        ),
+        (
+            "negative_cosine",
+            Box::new(move |a, b| cosine.forward(a, b)),
+            true,
+        ),
+        (
+            "barlow_twins",
+            Box::new(move |a, b| barlow.forward(a, b)),
+            true,
+        ),
         ("vicreg", Box::new(move |a, b| vicreg.forward(a, b)), true),
         ("mse", Box::new(move |a, b| mse.forward(a, b)), true),
     ]
@@ -39,17 +53,27 @@ fn pair_losses(device: &Device) -> Vec<(&'static str, PairLoss, bool)> {
 fn label_losses() -> Vec<(String, LabelLoss)> {
     let mut out: Vec<(String, LabelLoss)> = Vec::new();
     for distance in [Distance::L2, Distance::SquaredL2, Distance::Cosine] {
-        for mining in [TripletMining::All, TripletMining::Violating, TripletMining::BatchHard] {
+        for mining in [
+            TripletMining::All,
+            TripletMining::Violating,
+            TripletMining::BatchHard,
+        ] {
             let loss = TripletMarginLossConfig::new()
                 .with_margin(0.3)
                 .with_distance(distance)
                 .with_mining(mining)
                 .init();
-            out.push((format!("triplet/{distance}/{mining}"), Box::new(move |x, y| loss.forward(x, y))));
+            out.push((
+                format!("triplet/{distance}/{mining}"),
+                Box::new(move |x, y| loss.forward(x, y)),
+            ));
         }
     }
     let contrastive = ContrastiveLossConfig::new().with_neg_margin(1.2).init();
-    out.push(("contrastive".into(), Box::new(move |x, y| contrastive.forward(x, y))));
+    out.push((
+        "contrastive".into(),
+        Box::new(move |x, y| contrastive.forward(x, y)),
+    ));
     let supcon = SupConLossConfig::new().init();
     out.push(("supcon".into(), Box::new(move |x, y| supcon.forward(x, y))));
     out
@@ -79,7 +103,10 @@ fn pair_losses_are_symmetric_where_they_should_be() {
     let (_, a, b) = views(&device);
     for (name, loss, symmetric) in pair_losses(&device) {
         if symmetric {
-            let (ab, ba) = (scalar(loss(a.clone(), b.clone())), scalar(loss(b.clone(), a.clone())));
+            let (ab, ba) = (
+                scalar(loss(a.clone(), b.clone())),
+                scalar(loss(b.clone(), a.clone())),
+            );
             assert!(close(ab, ba), "{name}: L(a,b) = {ab} but L(b,a) = {ba}");
         }
     }
@@ -92,8 +119,14 @@ fn pair_losses_ignore_row_order() {
     let pa = matrix(permute_rows(&values(a.clone()), D), N, D, &device);
     let pb = matrix(permute_rows(&values(b.clone()), D), N, D, &device);
     for (name, loss, _) in pair_losses(&device) {
-        let (plain, permuted) = (scalar(loss(a.clone(), b.clone())), scalar(loss(pa.clone(), pb.clone())));
-        assert!(close(plain, permuted), "{name}: {plain} vs {permuted} after permuting rows");
+        let (plain, permuted) = (
+            scalar(loss(a.clone(), b.clone())),
+            scalar(loss(pa.clone(), pb.clone())),
+        );
+        assert!(
+            close(plain, permuted),
+            "{name}: {plain} vs {permuted} after permuting rows"
+        );
     }
 }
 
@@ -106,7 +139,10 @@ fn label_losses_ignore_row_order() {
     for (name, loss) in label_losses() {
         let plain = scalar(loss(x.clone(), labels(&LABELS, &device)));
         let permuted = scalar(loss(px.clone(), labels(&py, &device)));
-        assert!(close(plain, permuted), "{name}: {plain} vs {permuted} after permuting rows");
+        assert!(
+            close(plain, permuted),
+            "{name}: {plain} vs {permuted} after permuting rows"
+        );
     }
 }
 
@@ -119,7 +155,10 @@ fn normalised_losses_ignore_input_scale() {
         if matches!(name, "vicreg" | "mse") {
             continue; // not normalised
         }
-        let (plain, scaled) = (scalar(loss(a.clone(), b.clone())), scalar(loss(scale(&a), scale(&b))));
+        let (plain, scaled) = (
+            scalar(loss(a.clone(), b.clone())),
+            scalar(loss(scale(&a), scale(&b))),
+        );
         assert!(
             (plain - scaled).abs() <= 1e-3 * plain.abs().max(1.0),
             "{name}: {plain} vs {scaled} after scaling inputs by 3.7"
@@ -128,7 +167,10 @@ fn normalised_losses_ignore_input_scale() {
     for (name, loss) in label_losses() {
         let plain = scalar(loss(a.clone(), labels(&LABELS, &device)));
         let scaled = scalar(loss(scale(&a), labels(&LABELS, &device)));
-        assert!(close(plain, scaled), "{name}: {plain} vs {scaled} after scaling inputs by 3.7");
+        assert!(
+            close(plain, scaled),
+            "{name}: {plain} vs {scaled} after scaling inputs by 3.7"
+        );
     }
 }
 

@@ -1,10 +1,8 @@
 //! Edge cases that break SSL losses in other libraries: tiny temperatures, huge and tiny rows,
 //! all-zero rows, batches without valid triplets or positives, and bad arguments.
 
-
-
-use burn::tensor::Tensor;
 use crate::common::*;
+use burn::tensor::Tensor;
 use selfsup_losses::*;
 
 /// Two views with rows of very different norms, including an all-zero row.
@@ -74,7 +72,9 @@ fn supcon_is_finite_at_tiny_temperature_and_extreme_norms() {
 fn supcon_without_any_positive_is_zero_and_backpropagates() {
     let device = device();
     let x = leaf(&mut Rng::new(5), 4, 3, &device);
-    let loss = SupConLossConfig::new().init().forward(x.clone(), labels(&[0, 1, 2, 3], &device));
+    let loss = SupConLossConfig::new()
+        .init()
+        .forward(x.clone(), labels(&[0, 1, 2, 3], &device));
     assert_eq!(scalar(loss.clone()), 0.0);
     assert!(grads(&loss, &[&x])[0].iter().all(|&g| g == 0.0));
 }
@@ -90,7 +90,11 @@ fn negative_cosine_with_a_zero_row_is_finite() {
 #[test]
 fn triplet_without_valid_triplets_is_zero_with_zero_gradients() {
     let device = device();
-    for mining in [TripletMining::All, TripletMining::BatchHard, TripletMining::SemiHard] {
+    for mining in [
+        TripletMining::All,
+        TripletMining::BatchHard,
+        TripletMining::SemiHard,
+    ] {
         // All one class (no negatives), then all different classes (no positives).
         for y in [[1i64, 1, 1, 1], [0, 1, 2, 3]] {
             let x = leaf(&mut Rng::new(6), 4, 3, &device);
@@ -108,7 +112,13 @@ fn triplet_without_valid_triplets_is_zero_with_zero_gradients() {
 fn triplet_without_active_triplets_is_zero_and_counts_them() {
     let device = device();
     // Two tight, far-apart clusters: every triplet satisfies the margin.
-    let x = matrix(vec![1.0, 0.0, 0.99, 0.01, 0.0, 1.0, 0.01, 0.99], 4, 2, &device).require_grad();
+    let x = matrix(
+        vec![1.0, 0.0, 0.99, 0.01, 0.0, 1.0, 0.01, 0.99],
+        4,
+        2,
+        &device,
+    )
+    .require_grad();
     let (loss, stats) = TripletMarginLossConfig::new()
         .with_margin(0.1)
         .init()
@@ -137,7 +147,9 @@ fn triplet_stats_count_active_triplets() {
 fn contrastive_with_only_easy_pairs_is_zero_and_backpropagates() {
     let device = device();
     let x = matrix(vec![1.0, 0.0, 1.0, 0.0, -1.0, 0.0], 3, 2, &device).require_grad();
-    let loss = ContrastiveLossConfig::new().init().forward(x.clone(), labels(&[0, 0, 1], &device));
+    let loss = ContrastiveLossConfig::new()
+        .init()
+        .forward(x.clone(), labels(&[0, 0, 1], &device));
     assert_eq!(scalar(loss.clone()), 0.0);
     assert_finite("grad", &grads(&loss, &[&x])[0]);
 }
@@ -147,9 +159,11 @@ fn masked_reconstruction_with_an_empty_mask_is_zero() {
     let device = device();
     let x = leaf(&mut Rng::new(8), 2, 3, &device);
     let target = matrix(vec![0.0; 6], 2, 3, &device);
-    let loss = ReconstructionLossConfig::new()
-        .init()
-        .forward_masked(x.clone(), target, matrix(vec![0.0; 6], 2, 3, &device));
+    let loss = ReconstructionLossConfig::new().init().forward_masked(
+        x.clone(),
+        target,
+        matrix(vec![0.0; 6], 2, 3, &device),
+    );
     assert_eq!(scalar(loss.clone()), 0.0);
     assert!(grads(&loss, &[&x])[0].iter().all(|&g| g == 0.0));
 }
@@ -160,7 +174,9 @@ fn masked_reconstruction_averages_only_masked_positions() {
     let x = matrix(vec![1.0, 2.0, 3.0, 4.0], 2, 2, &device);
     let target = matrix(vec![0.0; 4], 2, 2, &device);
     let mask = matrix(vec![1.0, 0.0, 0.0, 1.0], 2, 2, &device);
-    let loss = ReconstructionLossConfig::new().init().forward_masked(x, target, mask);
+    let loss = ReconstructionLossConfig::new()
+        .init()
+        .forward_masked(x, target, mask);
     assert_eq!(scalar(loss), (1.0 + 16.0) / 2.0);
 }
 
@@ -211,16 +227,21 @@ fn vicreg_rejects_batch_of_one() {
 }
 
 #[test]
-#[should_panic(expected = "NtXentLoss: z_a and z_b must have the same shape, got z_a [2, 3] and z_b [3, 2]")]
+#[should_panic(
+    expected = "NtXentLoss: z_a and z_b must have the same shape, got z_a [2, 3] and z_b [3, 2]"
+)]
 fn nt_xent_rejects_mismatched_shapes() {
     let device = device();
-    NtXentLossConfig::new()
-        .init()
-        .forward(matrix(vec![0.0; 6], 2, 3, &device), matrix(vec![0.0; 6], 3, 2, &device));
+    NtXentLossConfig::new().init().forward(
+        matrix(vec![0.0; 6], 2, 3, &device),
+        matrix(vec![0.0; 6], 3, 2, &device),
+    );
 }
 
 #[test]
-#[should_panic(expected = "InfoNceLoss: negatives must have the query's dimension 3, got shape [4, 2]")]
+#[should_panic(
+    expected = "InfoNceLoss: negatives must have the query's dimension 3, got shape [4, 2]"
+)]
 fn info_nce_rejects_negatives_of_another_dimension() {
     let device = device();
     let q = matrix(vec![0.0; 6], 2, 3, &device);
@@ -230,30 +251,37 @@ fn info_nce_rejects_negatives_of_another_dimension() {
 }
 
 #[test]
-#[should_panic(expected = "SupConLoss: labels must have one entry per embedding row, got 3 labels for 4 rows")]
+#[should_panic(
+    expected = "SupConLoss: labels must have one entry per embedding row, got 3 labels for 4 rows"
+)]
 fn supcon_rejects_wrong_label_count() {
     let device = device();
-    SupConLossConfig::new()
-        .init()
-        .forward(matrix(vec![0.0; 8], 4, 2, &device), labels(&[0, 1, 0], &device));
+    SupConLossConfig::new().init().forward(
+        matrix(vec![0.0; 8], 4, 2, &device),
+        labels(&[0, 1, 0], &device),
+    );
 }
 
 #[test]
-#[should_panic(expected = "TripletMarginLoss: labels must have one entry per embedding row, got 5 labels for 4 rows")]
+#[should_panic(
+    expected = "TripletMarginLoss: labels must have one entry per embedding row, got 5 labels for 4 rows"
+)]
 fn triplet_rejects_wrong_label_count() {
     let device = device();
-    TripletMarginLossConfig::new()
-        .init()
-        .forward(matrix(vec![0.0; 8], 4, 2, &device), labels(&[0, 1, 0, 1, 1], &device));
+    TripletMarginLossConfig::new().init().forward(
+        matrix(vec![0.0; 8], 4, 2, &device),
+        labels(&[0, 1, 0, 1, 1], &device),
+    );
 }
 
 #[test]
 #[should_panic(expected = "ReconstructionLoss: x and target must have the same shape")]
 fn reconstruction_rejects_mismatched_shapes() {
     let device = device();
-    ReconstructionLossConfig::new()
-        .init()
-        .forward(matrix(vec![0.0; 6], 2, 3, &device), matrix(vec![0.0; 6], 3, 2, &device));
+    ReconstructionLossConfig::new().init().forward(
+        matrix(vec![0.0; 6], 2, 3, &device),
+        matrix(vec![0.0; 6], 3, 2, &device),
+    );
 }
 
 #[test]
@@ -262,12 +290,20 @@ fn text_options_name_the_bad_value_and_the_valid_ones() {
         "hardest".parse::<TripletMining>().unwrap_err(),
         "unknown mining mode 'hardest'; valid: all, violating, hard, semi_hard, batch_hard"
     );
-    assert_eq!("semi_hard".parse::<TripletMining>().unwrap(), TripletMining::SemiHard);
+    assert_eq!(
+        "semi_hard".parse::<TripletMining>().unwrap(),
+        TripletMining::SemiHard
+    );
     assert_eq!(
         "manhattan".parse::<Distance>().unwrap_err(),
         "unknown distance 'manhattan'; valid: l2, squared_l2, cosine"
     );
-    assert!("sum".parse::<TripletReduction>().unwrap_err().contains("mean_nonzero, mean"));
+    assert!(
+        "sum"
+            .parse::<TripletReduction>()
+            .unwrap_err()
+            .contains("mean_nonzero, mean")
+    );
 }
 
 #[test]
