@@ -128,7 +128,7 @@ impl Backend {
                 return value
                     .parse::<Backend>()
                     .and_then(Backend::ensure_compiled)
-                    .map_err(|e| e.from_variable(var));
+                    .map_err(|e| e.with_variable(var));
             }
         }
         Ok(Backend::default_compiled())
@@ -196,7 +196,7 @@ pub enum BackendError {
 }
 
 impl BackendError {
-    fn from_variable(self, var: &'static str) -> Self {
+    fn with_variable(self, var: &'static str) -> Self {
         match self {
             BackendError::Unknown { name, .. } => BackendError::Unknown {
                 name,

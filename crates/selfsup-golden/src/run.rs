@@ -165,13 +165,13 @@ fn compute(case: &Case, device: &Device) -> Result<Vec<Check>, String> {
                 .forward(x.matrix("embeddings")?, x.labels("labels")?)
         }
         "contrastive" => {
-            if let Some(reduction) = case.params.get("reduction") {
-                if reduction != "mean_nonzero_per_term" {
-                    return Err(format!(
-                        "contrastive reduction {reduction} is not supported; selfsup implements \
-                         mean_nonzero_per_term"
-                    ));
-                }
+            if let Some(reduction) = case.params.get("reduction")
+                && reduction != "mean_nonzero_per_term"
+            {
+                return Err(format!(
+                    "contrastive reduction {reduction} is not supported; selfsup implements \
+                     mean_nonzero_per_term"
+                ));
             }
             ContrastiveLossConfig::new()
                 .with_pos_margin(case.param_f64("pos_margin")?)

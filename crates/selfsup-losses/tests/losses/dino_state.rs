@@ -39,8 +39,12 @@ fn loss_uses_the_center_before_its_update() {
     let loss = DinoLossConfig::new(3).init(&device);
     let t = matrix(vec![5.0, 0.0, 0.0, 5.0, 0.0, 0.0], 2, 3, &device);
     let s = matrix(vec![0.0, 1.0, 0.0, 0.0, 1.0, 0.0], 2, 3, &device);
-    let before = loss.loss(&[t.clone()], &[s.clone(), s.clone()], 0.04);
-    let with_update = loss.forward(&[t.clone()], &[s.clone(), s.clone()], usize::MAX);
+    let before = loss.loss(std::slice::from_ref(&t), &[s.clone(), s.clone()], 0.04);
+    let with_update = loss.forward(
+        std::slice::from_ref(&t),
+        &[s.clone(), s.clone()],
+        usize::MAX,
+    );
     assert_eq!(scalar(before), scalar(with_update));
 }
 

@@ -193,7 +193,7 @@ fn losses_that_must_be_non_negative_are() {
             assert!(v >= 0.0, "{name}: {v} < 0 (seed {seed})");
         }
         let dino = DinoLossConfig::new(D).init(&device);
-        let v = scalar(dino.forward(&[a.clone()], &[b.clone(), a.clone()], 0));
+        let v = scalar(dino.forward(std::slice::from_ref(&a), &[b.clone(), a.clone()], 0));
         assert!(v >= 0.0, "dino: {v} < 0 (seed {seed})");
     }
 }
