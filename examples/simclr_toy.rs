@@ -86,7 +86,7 @@ impl Dataset {
             let class = i % CLASSES;
             labels.push(class);
             for d in 0..CONTENT {
-                content.push(prototypes[class * CONTENT + d] + rng.normal(0.3));
+                content.push(prototypes[class * CONTENT + d] + rng.normal(0.6));
             }
         }
         Dataset { content, labels }
@@ -100,7 +100,7 @@ impl Dataset {
                 data.push(self.content[i * CONTENT + d] + rng.normal(0.05));
             }
             for _ in 0..NUISANCE {
-                data.push(rng.normal(2.0));
+                data.push(rng.normal(4.0));
             }
         }
         Tensor::from_data(TensorData::new(data, [indices.len(), DIM]), device)

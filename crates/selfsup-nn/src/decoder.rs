@@ -142,3 +142,23 @@ impl ConvNetSDecoder {
         self.output.forward(x)
     }
 }
+
+/// A network that maps features back to images, for autoencoders.
+pub trait Decoder: Module + burn::module::ModuleDisplay {
+    /// # Shapes
+    ///
+    /// - features: `[N, D]` → `[N, C, H, W]` (logits or values, per the decoder)
+    fn decode(&self, features: Tensor<2>) -> Tensor<4>;
+}
+
+impl Decoder for MlpDecoder {
+    fn decode(&self, features: Tensor<2>) -> Tensor<4> {
+        self.forward(features)
+    }
+}
+
+impl Decoder for ConvNetSDecoder {
+    fn decode(&self, features: Tensor<2>) -> Tensor<4> {
+        self.forward(features)
+    }
+}

@@ -1,11 +1,11 @@
-use burn::module::Module;
+use burn::module::{Module, ModuleDisplay};
 use burn::tensor::Tensor;
 
 /// A backbone that maps a batch of images to feature vectors.
 ///
 /// Methods are generic over it, so any Burn module implementing it (a torchvision-style ResNet,
 /// a ViT, a tabular MLP) can be pretrained with any method.
-pub trait Encoder: Module {
+pub trait Encoder: Module + ModuleDisplay {
     /// Width of the feature vectors.
     fn output_dim(&self) -> usize;
 

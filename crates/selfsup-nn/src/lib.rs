@@ -18,7 +18,7 @@ mod mlp;
 mod resnet;
 
 pub use convnet::{ConvNetS, ConvNetSConfig};
-pub use decoder::{ConvNetSDecoder, ConvNetSDecoderConfig, MlpDecoder, MlpDecoderConfig};
+pub use decoder::{ConvNetSDecoder, ConvNetSDecoderConfig, Decoder, MlpDecoder, MlpDecoderConfig};
 pub use dino_head::{DinoHead, DinoHeadConfig};
 pub use encoder::Encoder;
 pub use heads::{Activation, BlockConfig, ProjectionHead, ProjectionHeadConfig};

@@ -24,10 +24,16 @@ pub use burn::tensor::Device;
 pub use selfsup_backend as backend;
 /// The SSL losses.
 pub use selfsup_losses as losses;
+/// Self-supervised methods (SimCLR, MoCo v2, BYOL, ...) that plug into burn-train.
+pub use selfsup_methods as methods;
+/// Encoders, decoders, projection and prediction heads.
+pub use selfsup_nn as nn;
 
 /// The types most programs need.
 pub mod prelude {
     pub use crate::backend::Backend;
     pub use crate::losses::*;
+    pub use crate::methods::*;
+    pub use crate::nn::*;
     pub use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 }

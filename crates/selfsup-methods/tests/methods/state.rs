@@ -1,0 +1,184 @@
+//! Method state: momentum teachers, stop-gradients, MoCo's queue, and saving everything.
+
+use crate::common::*;
+use burn::module::Module;
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::tensor::{Tensor, TensorData};
+use selfsup_methods::*;
+
+#[test]
+fn optimizer_leaves_the_teacher_alone_and_ema_moves_it_exactly() {
+    let device = device();
+    let method = Byol::new(encoder(&device), 32, 16, 0.9, 10, &device);
+    let teacher_before = parameters(&method.target_encoder);
+    let online_before = parameters(&method.encoder);
+
+    let output = method.train_forward(batch(2, &device));
+    let grads = GradientsParams::from_grads(output.loss.backward(), &method);
+    let stepped = AdamConfig::new().init().step(1e-2, method, grads);
+    assert_eq!(
+        parameters(&stepped.target_encoder),
+        teacher_before,
+        "the optimizer moved the teacher"
+    );
+    let online_after = parameters(&stepped.encoder);
+    assert_ne!(
+        online_after, online_before,
+        "the optimizer did not move the student"
+    );
+
+    let m = stepped.momentum();
+    assert!(
+        (m - 0.9).abs() < 1e-12,
+        "momentum at step 0 is the base: {m}"
+    );
+    let updated = stepped.after_optimizer_step();
+    for ((t, s), got) in teacher_before
+        .iter()
+        .zip(&online_after)
+        .zip(parameters(&updated.target_encoder))
+    {
+        for ((t, s), g) in t.iter().zip(s).zip(&got) {
+            let want = (m as f32) * t + (1.0 - m as f32) * s;
+            assert!(
+                (g - want).abs() <= 1e-6 * want.abs().max(1.0),
+                "EMA gave {g}, want {want}"
+            );
+        }
+    }
+    assert_eq!(updated.steps.get(), 1);
+}
+
+#[test]
+fn no_gradient_reaches_teachers_or_keys() {
+    let device = device();
+    let method = MocoV2::new(encoder(&device), 32, 16, 32, 0.2, 0.99, &device);
+    let output = method.train_forward(batch(2, &device));
+    let grads = output.loss.backward();
+    let key_grads = GradientsParams::from_grads(grads, &method.key_encoder);
+    assert_eq!(key_grads.len(), 0, "the key encoder received gradients");
+
+    let method = Byol::new(encoder(&device), 32, 16, 0.9, 10, &device);
+    let output = method.train_forward(batch(2, &device));
+    let grads = output.loss.backward();
+    assert_eq!(
+        GradientsParams::from_grads(grads, &method.target_projector).len(),
+        0
+    );
+}
+
+#[test]
+fn cosine_momentum_rises_to_one() {
+    assert_eq!(cosine_momentum(0.996, 0, 100), 0.996);
+    assert!((cosine_momentum(0.996, 50, 100) - 0.998).abs() < 1e-12);
+    assert_eq!(cosine_momentum(0.996, 100, 100), 1.0);
+    assert_eq!(cosine_momentum(0.996, 500, 100), 1.0);
+}
+
+fn rows(queue: &KeyQueue) -> Vec<f32> {
+    queue
+        .keys()
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .unwrap()
+}
+
+#[test]
+fn queue_is_fifo_of_fixed_size() {
+    let device = device();
+    let queue = KeyQueue::new(4, 2, &device);
+    let initial = rows(&queue);
+    let keys =
+        |v: &[f32]| Tensor::<2>::from_data(TensorData::new(v.to_vec(), [v.len() / 2, 2]), &device);
+
+    queue.enqueue(keys(&[1.0, 1.0, 2.0, 2.0]));
+    let after = rows(&queue);
+    assert_eq!(&after[..4], &[1.0, 1.0, 2.0, 2.0], "newest first");
+    assert_eq!(&after[4..], &initial[..4], "the oldest two were dropped");
+
+    queue.enqueue(keys(&[3.0, 3.0, 4.0, 4.0, 5.0, 5.0]));
+    assert_eq!(rows(&queue), vec![3.0, 3.0, 4.0, 4.0, 5.0, 5.0, 1.0, 1.0]);
+    assert_eq!(queue.len(), 4);
+
+    // A full turn: only the last four keys remain.
+    queue.enqueue(keys(&[6.0, 6.0, 7.0, 7.0, 8.0, 8.0, 9.0, 9.0]));
+    assert_eq!(rows(&queue), vec![6.0, 6.0, 7.0, 7.0, 8.0, 8.0, 9.0, 9.0]);
+}
+
+#[test]
+#[should_panic(expected = "KeyQueue: can enqueue at most 4 keys of dimension 2, got [5, 2]")]
+fn queue_rejects_more_keys_than_it_holds() {
+    let device = device();
+    KeyQueue::new(4, 2, &device).enqueue(Tensor::zeros([5, 2], &device));
+}
+
+#[test]
+fn moco_save_and_load_keeps_queue_teacher_and_outputs() {
+    let device = device();
+    let fixed = batch(2, &device);
+    let (trained, _, _) = train(
+        MocoV2::new(encoder(&device), 32, 16, 32, 0.2, 0.99, &device),
+        &fixed,
+        3,
+        1e-2,
+    );
+
+    let dir = std::env::temp_dir().join(format!("selfsup-moco-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("moco.bpk");
+    trained.clone().save_file(&path).unwrap();
+    let loaded = MocoV2::new(encoder(&device), 32, 16, 32, 0.2, 0.99, &device).load_file(&path);
+
+    let same = |a: Vec<Vec<f32>>, b: Vec<Vec<f32>>, what: &str| {
+        assert_eq!(a, b, "{what} differs after loading")
+    };
+    same(
+        parameters(&trained.key_encoder),
+        parameters(&loaded.key_encoder),
+        "key encoder",
+    );
+    same(
+        parameters(&trained.encoder),
+        parameters(&loaded.encoder),
+        "encoder",
+    );
+    assert_eq!(
+        rows(&trained.queue),
+        rows(&loaded.queue),
+        "queue differs after loading"
+    );
+    let (a, b) = (
+        trained.forward(fixed.clone()).loss,
+        loaded.forward(fixed).loss,
+    );
+    assert_eq!(a.into_scalar::<f32>(), b.into_scalar::<f32>());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn byol_save_and_load_keeps_teacher_and_step_count() {
+    let device = device();
+    let fixed = batch(2, &device);
+    let (trained, _, _) = train(
+        Byol::new(encoder(&device), 32, 16, 0.9, 10, &device),
+        &fixed,
+        3,
+        1e-2,
+    );
+    let dir = std::env::temp_dir().join(format!("selfsup-byol-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("byol.bpk");
+    trained.clone().save_file(&path).unwrap();
+    let loaded = Byol::new(encoder(&device), 32, 16, 0.9, 10, &device).load_file(&path);
+    assert_eq!(loaded.steps.get(), 3);
+    assert_eq!(
+        parameters(&trained.target_encoder),
+        parameters(&loaded.target_encoder)
+    );
+    assert_eq!(
+        parameters(&trained.predictor),
+        parameters(&loaded.predictor)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
