@@ -61,6 +61,8 @@ fn cargo() -> Command {
 /// A compiled artifact cargo reported.
 #[derive(Debug, Clone)]
 pub struct Artifact {
+    /// Whether it is a test harness (as opposed to a binary built for the tests to run).
+    pub is_test: bool,
     /// Package name.
     pub package: String,
     /// Target name (test file, bin).
@@ -111,6 +113,7 @@ fn build(
                 .map(|s| s.split(['#', '@']).next().unwrap_or(s).to_string())
                 .unwrap_or_default();
             artifacts.push(Artifact {
+                is_test: msg["profile"]["test"].as_bool().unwrap_or(false),
                 package,
                 target: msg["target"]["name"].as_str().unwrap_or("").to_string(),
                 executable: PathBuf::from(exe),

@@ -30,8 +30,7 @@ impl Counts {
 pub fn run(backends: &[String]) -> Result<ExitCode, String> {
     let started = Instant::now();
     let provisioned = setup::ensure(backends)?;
-    let tests = cargo::build_tests(&provisioned.build_backends(), &provisioned)?;
-    let cli = cargo::build_cli(&provisioned.build_backends(), &provisioned)?;
+    let (tests, cli) = cargo::build_tests(&provisioned.build_backends(), &provisioned)?;
     println!(
         "xtask: {} test binaries built in {:.0} s",
         tests.len(),
