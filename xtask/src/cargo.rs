@@ -127,20 +127,27 @@ fn build(
     Ok(artifacts)
 }
 
-/// Builds every test binary of the workspace for the backends.
+/// Builds every test harness of the workspace for the backends, and the `selfsup` CLI that
+/// the CLI's integration tests run (the matrix uses it to probe backends).
 pub fn build_tests(
     backends: &[String],
     provisioned: &Provisioned,
-) -> Result<Vec<Artifact>, String> {
-    build(&["test", "--no-run"], backends, provisioned)
+) -> Result<(Vec<Artifact>, PathBuf), String> {
+    let artifacts = build(&["test", "--no-run"], backends, provisioned)?;
+    let cli = find_cli(&artifacts)?;
+    Ok((artifacts.into_iter().filter(|a| a.is_test).collect(), cli))
 }
 
 /// Builds the `selfsup` CLI for the backends and returns its path.
 pub fn build_cli(backends: &[String], provisioned: &Provisioned) -> Result<PathBuf, String> {
-    build(&["build", "--bins"], backends, provisioned)?
-        .into_iter()
-        .find(|a| a.target == "selfsup")
-        .map(|a| a.executable)
+    find_cli(&build(&["build", "--bins"], backends, provisioned)?)
+}
+
+fn find_cli(artifacts: &[Artifact]) -> Result<PathBuf, String> {
+    artifacts
+        .iter()
+        .find(|a| a.target == "selfsup" && !a.is_test)
+        .map(|a| a.executable.clone())
         .ok_or_else(|| "cargo built no `selfsup` binary".to_string())
 }
 
