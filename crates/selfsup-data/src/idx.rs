@@ -1,0 +1,150 @@
+//! The IDX format of MNIST and Fashion-MNIST.
+//!
+//! A file is a big-endian header — two zero bytes, a type code (`0x08` = unsigned byte), the
+//! number of dimensions, then each dimension as a `u32` — followed by the data. Images are
+//! `[n, rows, cols]`, labels `[n]`. Files ending in `.gz` are decompressed on the fly.
+
+use crate::{DataError, ImageSet};
+use flate2::read::GzDecoder;
+use std::io::Read;
+use std::path::Path;
+
+/// An IDX array of unsigned bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdxArray {
+    /// Dimensions.
+    pub dims: Vec<usize>,
+    /// Row-major values.
+    pub data: Vec<u8>,
+}
+
+/// Reads a file, decompressing it when its name ends in `.gz`.
+fn read_bytes(path: &Path) -> Result<Vec<u8>, DataError> {
+    let raw = std::fs::read(path).map_err(|e| DataError::new(path, format!("cannot read: {e}")))?;
+    if path.extension().is_some_and(|e| e == "gz") {
+        let mut out = Vec::new();
+        GzDecoder::new(raw.as_slice())
+            .read_to_end(&mut out)
+            .map_err(|e| {
+                DataError::new(
+                    path,
+                    format!("not a valid gzip file ({e}); is it truncated?"),
+                )
+            })?;
+        Ok(out)
+    } else {
+        Ok(raw)
+    }
+}
+
+/// Parses IDX bytes; `path` names the source in errors.
+pub fn parse(bytes: &[u8], path: &Path) -> Result<IdxArray, DataError> {
+    if bytes.len() < 4 {
+        return Err(DataError::new(
+            path,
+            format!("{} bytes is too short for an IDX header", bytes.len()),
+        ));
+    }
+    if bytes[0] != 0 || bytes[1] != 0 {
+        return Err(DataError::new(
+            path,
+            format!(
+                "not an IDX file (magic {:02x} {:02x}, expected 00 00)",
+                bytes[0], bytes[1]
+            ),
+        ));
+    }
+    if bytes[2] != 0x08 {
+        return Err(DataError::new(
+            path,
+            format!(
+                "IDX type code 0x{:02x} is not supported (only 0x08, unsigned bytes)",
+                bytes[2]
+            ),
+        ));
+    }
+    let rank = bytes[3] as usize;
+    let header = 4 + 4 * rank;
+    if rank == 0 || bytes.len() < header {
+        return Err(DataError::new(
+            path,
+            format!("IDX header of rank {rank} is truncated or empty"),
+        ));
+    }
+    let dims: Vec<usize> = (0..rank)
+        .map(|i| {
+            let at = 4 + 4 * i;
+            u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize
+        })
+        .collect();
+    let expected = dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
+    let actual = bytes.len() - header;
+    match expected {
+        Some(n) if n == actual => Ok(IdxArray {
+            dims,
+            data: bytes[header..].to_vec(),
+        }),
+        Some(n) => Err(DataError::new(
+            path,
+            format!(
+                "header says {dims:?} = {n} values but the file holds {actual}; truncated or corrupt"
+            ),
+        )),
+        None => Err(DataError::new(
+            path,
+            format!("dimensions {dims:?} overflow"),
+        )),
+    }
+}
+
+/// Reads one IDX file (raw or `.gz`).
+///
+/// # Errors
+///
+/// When the file cannot be read, is not gzip although named `.gz`, or is not a consistent IDX
+/// array of bytes.
+pub fn read(path: impl AsRef<Path>) -> Result<IdxArray, DataError> {
+    let path = path.as_ref();
+    parse(&read_bytes(path)?, path)
+}
+
+/// Reads an image file (`[n, rows, cols]`) and its label file (`[n]`).
+///
+/// # Errors
+///
+/// As [`read`], and when the ranks are wrong or the counts differ.
+pub fn read_images(
+    images: impl AsRef<Path>,
+    labels: impl AsRef<Path>,
+) -> Result<ImageSet, DataError> {
+    let (images, labels) = (images.as_ref(), labels.as_ref());
+    let image_array = read(images)?;
+    let label_array = read(labels)?;
+    let [n, height, width] = image_array.dims[..] else {
+        return Err(DataError::new(
+            images,
+            format!(
+                "expected images [n, rows, cols], got dimensions {:?}",
+                image_array.dims
+            ),
+        ));
+    };
+    let [m] = label_array.dims[..] else {
+        return Err(DataError::new(
+            labels,
+            format!("expected labels [n], got dimensions {:?}", label_array.dims),
+        ));
+    };
+    if n != m {
+        return Err(DataError::new(
+            labels,
+            format!("{m} labels for {n} images in {}", images.display()),
+        ));
+    }
+    Ok(ImageSet {
+        pixels: image_array.data,
+        labels: label_array.data,
+        height,
+        width,
+    })
+}
