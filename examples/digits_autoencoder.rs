@@ -15,7 +15,7 @@ mod common;
 
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
-use common::{Digits, PIXELS, Rng, SIDE, knn_accuracy, raw};
+use common::{Digits, PIXELS, Rng, SIDE, report};
 use selfsup::prelude::*;
 
 fn main() -> Result<(), String> {
@@ -78,27 +78,12 @@ fn main() -> Result<(), String> {
 
     let device = device.without_autodiff();
     let encoder = method.encoder.valid();
-    let all = |d: &Digits| (0..d.len()).collect::<Vec<_>>();
-    let features = |d: &Digits| encoder.encode(d.tensor(&all(d), &device));
-    let learned = knn_accuracy(
-        features(&train),
-        &train.labels,
-        features(&test),
-        &test.labels,
-    );
-    let pixels = knn_accuracy(
-        raw(&train, &device),
-        &train.labels,
-        raw(&test, &device),
-        &test.labels,
-    );
-    println!(
-        "kNN accuracy, raw pixels:           {:.1} %",
-        pixels * 100.0
-    );
-    println!(
-        "kNN accuracy, autoencoder features: {:.1} %",
-        learned * 100.0
+    report(
+        "autoencoder features",
+        |x| encoder.encode(x),
+        &train,
+        &test,
+        &device,
     );
     Ok(())
 }

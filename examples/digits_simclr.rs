@@ -21,7 +21,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use burn::train::logger::InMemoryMetricLogger;
 use burn::train::metric::LossMetric;
 use burn::train::{Learner, SupervisedTraining};
-use common::{Digits, PIXELS, Rng, SIDE, augment, knn_accuracy, raw};
+use common::{Digits, PIXELS, Rng, SIDE, augment, report};
 use selfsup::prelude::*;
 use std::sync::Mutex;
 
@@ -82,21 +82,12 @@ fn main() -> Result<(), String> {
 
     let device = device.without_autodiff();
     let encoder = result.model.encoder;
-    let all = |d: &Digits| (0..d.len()).collect::<Vec<_>>();
-    let features = |d: &Digits| encoder.encode(d.tensor(&all(d), &device));
-    let learned = knn_accuracy(
-        features(&train),
-        &train.labels,
-        features(&test),
-        &test.labels,
+    report(
+        "SimCLR features",
+        |x| encoder.encode(x),
+        &train,
+        &test,
+        &device,
     );
-    let pixels = knn_accuracy(
-        raw(&train, &device),
-        &train.labels,
-        raw(&test, &device),
-        &test.labels,
-    );
-    println!("kNN accuracy, raw pixels:      {:.1} %", pixels * 100.0);
-    println!("kNN accuracy, SimCLR features: {:.1} %", learned * 100.0);
     Ok(())
 }

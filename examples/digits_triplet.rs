@@ -14,7 +14,7 @@ mod common;
 
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
-use common::{Digits, PIXELS, Rng, knn_accuracy, raw, views};
+use common::{Digits, PIXELS, Rng, report, views};
 use selfsup::prelude::*;
 
 fn main() -> Result<(), String> {
@@ -64,21 +64,12 @@ fn main() -> Result<(), String> {
 
     let device = device.without_autodiff();
     let encoder = method.encoder.valid();
-    let all = |d: &Digits| (0..d.len()).collect::<Vec<_>>();
-    let features = |d: &Digits| encoder.encode(d.tensor(&all(d), &device));
-    let learned = knn_accuracy(
-        features(&train),
-        &train.labels,
-        features(&test),
-        &test.labels,
+    report(
+        "triplet embeddings",
+        |x| encoder.encode(x),
+        &train,
+        &test,
+        &device,
     );
-    let pixels = knn_accuracy(
-        raw(&train, &device),
-        &train.labels,
-        raw(&test, &device),
-        &test.labels,
-    );
-    println!("kNN accuracy, raw pixels:         {:.1} %", pixels * 100.0);
-    println!("kNN accuracy, triplet embeddings: {:.1} %", learned * 100.0);
     Ok(())
 }

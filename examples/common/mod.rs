@@ -176,6 +176,34 @@ pub fn knn_accuracy(
     correct as f64 / test_labels.len() as f64
 }
 
+/// Prints the kNN accuracy of `encode`'s features beside raw pixels (train = bank, test =
+/// queries).
+pub fn report(
+    what: &str,
+    encode: impl Fn(Tensor<4>) -> Tensor<2>,
+    train: &Digits,
+    test: &Digits,
+    device: &Device,
+) {
+    let all = |d: &Digits| (0..d.len()).collect::<Vec<_>>();
+    let features = |d: &Digits| encode(d.tensor(&all(d), device));
+    let learned = knn_accuracy(features(train), &train.labels, features(test), &test.labels);
+    let pixels = knn_accuracy(
+        raw(train, device),
+        &train.labels,
+        raw(test, device),
+        &test.labels,
+    );
+    println!(
+        "kNN accuracy (k = 10, cosine), raw pixels: {:.1} %",
+        pixels * 100.0
+    );
+    println!(
+        "kNN accuracy (k = 10, cosine), {what}: {:.1} %",
+        learned * 100.0
+    );
+}
+
 /// Raw pixels of every sample, `[n, 64]`.
 pub fn raw(data: &Digits, device: &Device) -> Tensor<2> {
     let n = data.len();

@@ -103,14 +103,18 @@ fn probe(cli: &Path, backend: &str, provisioned: &Provisioned) -> Result<(), Str
     Err(reason.trim().to_string())
 }
 
-/// Runs one test binary on one backend; prints its output when something failed.
+/// Runs one test binary on one backend.
 fn run_binary(test: &Artifact, backend: &str, provisioned: &Provisioned) -> Counts {
     let mut cmd = Command::new(&test.executable);
     cmd.env("SELFSUP_BACKEND", backend)
         .env("RUST_BACKTRACE", "0");
     apply_env(&mut cmd, provisioned);
-    let label = format!("{}::{}", test.package, test.target);
-    let (success, output, seconds) = run_with_timeout(cmd, &label);
+    run_and_count(cmd, &format!("{}::{}", test.package, test.target), backend)
+}
+
+/// Runs a libtest command and counts its results; prints its output when something failed.
+fn run_and_count(cmd: Command, label: &str, backend: &str) -> Counts {
+    let (success, output, seconds) = run_with_timeout(cmd, label);
     let mut counts = parse_libtest(&output);
     counts.seconds = seconds;
     if !success && counts.failed == 0 {
@@ -190,17 +194,11 @@ fn parse_libtest(output: &str) -> Counts {
 }
 
 fn run_doc_tests(backends: &[String], provisioned: &Provisioned, backend: &str) -> Counts {
-    let cmd = cargo::doc_tests(backends, provisioned, backend);
-    let (success, output, seconds) = run_with_timeout(cmd, "doc-tests");
-    let mut counts = parse_libtest(&output);
-    counts.seconds = seconds;
-    if !success && counts.failed == 0 {
-        counts.failed = 1;
-    }
-    if counts.failed > 0 {
-        println!("---- doc tests on {backend} ----\n{output}");
-    }
-    counts
+    run_and_count(
+        cargo::doc_tests(backends, provisioned, backend),
+        "doc-tests",
+        backend,
+    )
 }
 
 fn print_table(rows: &[(String, Counts)]) {
