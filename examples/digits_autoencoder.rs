@@ -18,7 +18,14 @@ use burn::optim::{AdamConfig, GradientsParams};
 use common::{Digits, PIXELS, Rng, SIDE, report};
 use selfsup::prelude::*;
 
-fn main() -> Result<(), String> {
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("error: {e}");
+        std::process::exit(2);
+    }
+}
+
+fn run() -> Result<(), String> {
     let corruption = match std::env::args().nth(1).as_deref() {
         None | Some("masked") => Corruption::Mask {
             ratio: 0.5,

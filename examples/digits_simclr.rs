@@ -45,7 +45,14 @@ impl Batcher<Vec<f32>, MultiViewBatch> for TwoViews {
     }
 }
 
-fn main() -> Result<(), String> {
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("error: {e}");
+        std::process::exit(2);
+    }
+}
+
+fn run() -> Result<(), String> {
     let backend = Backend::from_env().map_err(|e| e.to_string())?;
     let device = selfsup::backend::device(backend).autodiff();
     device.seed(1);
@@ -75,6 +82,7 @@ fn main() -> Result<(), String> {
         .metrics((LossMetric::new(),))
         .with_metric_logger(InMemoryMetricLogger::new())
         .with_application_logger(None)
+        .renderer(Box::new(EpochRenderer::new()))
         .launch(Learner::new(method, AdamConfig::new().init(), 2e-3));
     if let Some(error) = result.error {
         return Err(format!("training failed: {error:?}"));

@@ -17,7 +17,14 @@ use burn::optim::{AdamConfig, GradientsParams};
 use common::{Digits, PIXELS, Rng, report, views};
 use selfsup::prelude::*;
 
-fn main() -> Result<(), String> {
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("error: {e}");
+        std::process::exit(2);
+    }
+}
+
+fn run() -> Result<(), String> {
     let backend = Backend::from_env().map_err(|e| e.to_string())?;
     let device = selfsup::backend::device(backend).autodiff();
     device.seed(3);

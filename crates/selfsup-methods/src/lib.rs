@@ -30,6 +30,7 @@ mod labelled;
 mod method;
 mod output;
 mod queue;
+mod renderer;
 mod teacher;
 
 pub use autoencoder::{Autoencoder, Corruption};
@@ -41,4 +42,5 @@ pub use labelled::{SupCon, Triplet};
 pub use method::Method;
 pub use output::SslOutput;
 pub use queue::KeyQueue;
+pub use renderer::EpochRenderer;
 pub use teacher::{Byol, MocoV2, SimSiam, StepCounter};
