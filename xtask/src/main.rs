@@ -1,7 +1,7 @@
 //! `cargo xtask`: set-up, the cross-backend test matrix and golden checks for selfsup.
 //!
 //! ```text
-//! cargo xtask setup [flex|ndarray|wgpu|tch|all]   provision what each backend needs
+//! cargo xtask setup [flex|ndarray|wgpu|tch|all|data]   provision backends, or Fashion-MNIST
 //! cargo xtask test-all [--backends a,b]           the same tests on every backend
 //! cargo xtask golden FILE [--backends a,b] [--allow-missing]
 //! ```
@@ -26,9 +26,10 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Provision what backends need: CPU libtorch 2.9.0 for tch, a Vulkan driver for wgpu.
+    /// Provision what backends need (CPU libtorch 2.9.0 for tch, a Vulkan driver for wgpu), or
+    /// the full Fashion-MNIST (`data`).
     Setup {
-        /// flex, ndarray, wgpu, tch or all.
+        /// flex, ndarray, wgpu, tch, all (the four backends) or data.
         #[arg(default_value = "all")]
         what: String,
     },
