@@ -22,6 +22,10 @@
 pub use burn::tensor::Device;
 /// Backend selection: names, devices, the environment and a probe of what works here.
 pub use selfsup_backend as backend;
+/// Data sets (IDX reader).
+pub use selfsup_data as data;
+/// Evaluation: kNN and label-free metrics (RankMe, alignment, uniformity, collapse).
+pub use selfsup_eval as eval;
 /// The SSL losses.
 pub use selfsup_losses as losses;
 /// Self-supervised methods (SimCLR, MoCo v2, BYOL, ...) that plug into burn-train.

@@ -1,0 +1,149 @@
+//! kNN and label-free metrics on inputs whose answers are known by construction.
+
+use burn::tensor::{Distribution, Int, Tensor, TensorData};
+use selfsup_eval::*;
+
+fn device() -> burn::tensor::Device {
+    selfsup_backend::test_device()
+}
+
+fn matrix(values: Vec<f32>, rows: usize, cols: usize) -> Tensor<2> {
+    Tensor::from_data(TensorData::new(values, [rows, cols]), &device())
+}
+
+fn labels(values: &[i64]) -> Tensor<1, Int> {
+    Tensor::from_data(TensorData::new(values.to_vec(), [values.len()]), &device())
+}
+
+#[test]
+fn knn_weights_votes_by_similarity() {
+    // Two weak neighbours of class 0 against one close neighbour of class 1.
+    let bank = matrix(vec![0.1, 1.0, 0.1, -1.0, 1.0, 0.05], 3, 2);
+    let query = matrix(vec![1.0, 0.0], 1, 2);
+    let weighted = KnnConfig::new().with_k(3);
+    let predicted = knn_predict(
+        &weighted,
+        bank.clone(),
+        labels(&[0, 0, 1]),
+        query.clone(),
+        2,
+    );
+    assert_eq!(
+        predicted
+            .into_data()
+            .convert::<i64>()
+            .try_to_vec::<i64>()
+            .unwrap(),
+        vec![1]
+    );
+    // With a flat temperature the two class-0 votes win.
+    let flat = KnnConfig::new().with_k(3).with_temperature(1e6);
+    let predicted = knn_predict(&flat, bank, labels(&[0, 0, 1]), query, 2);
+    assert_eq!(
+        predicted
+            .into_data()
+            .convert::<i64>()
+            .try_to_vec::<i64>()
+            .unwrap(),
+        vec![0]
+    );
+}
+
+#[test]
+fn knn_accuracy_on_separated_clusters_and_chunks_agree() {
+    let d = device();
+    let centers = Tensor::<2>::random([4, 8], Distribution::Normal(0.0, 1.0), &d);
+    let bank_labels: Vec<i64> = (0..40).map(|i| i % 4).collect();
+    let query_labels: Vec<i64> = (0..13).map(|i| (i * 3) % 4).collect();
+    let around = |ls: &[i64]| {
+        let idx = Tensor::<1, Int>::from_data(TensorData::new(ls.to_vec(), [ls.len()]), &d);
+        centers.clone().select(0, idx) * 5.0
+            + Tensor::random([ls.len(), 8], Distribution::Normal(0.0, 0.1), &d)
+    };
+    let (bank, queries) = (around(&bank_labels), around(&query_labels));
+    for chunk in [1, 5, 1024] {
+        let config = KnnConfig::new().with_k(5).with_chunk(chunk);
+        let acc = knn_accuracy(
+            &config,
+            bank.clone(),
+            labels(&bank_labels),
+            queries.clone(),
+            labels(&query_labels),
+            4,
+        );
+        assert_eq!(acc, 1.0, "chunk {chunk}");
+    }
+}
+
+#[test]
+#[should_panic(expected = "kNN: k must be in 1..=3 (the bank size), got 20")]
+fn knn_rejects_k_larger_than_the_bank() {
+    knn_predict(
+        &KnnConfig::new(),
+        matrix(vec![0.0; 6], 3, 2),
+        labels(&[0, 1, 2]),
+        matrix(vec![1.0, 0.0], 1, 2),
+        3,
+    );
+}
+
+#[test]
+fn rank_me_counts_equally_used_directions() {
+    // Four orthogonal directions used equally (rows ±e_i), then rotated: rank 4 of 6.
+    let mut rows = Vec::new();
+    for i in 0..4 {
+        for sign in [1.0f32, -1.0] {
+            let mut r = vec![0.0f32; 6];
+            r[i] = sign;
+            rows.extend(r);
+        }
+    }
+    let z = matrix(rows, 8, 6);
+    let rotation = {
+        let a = Tensor::<2>::random([6, 6], Distribution::Normal(0.0, 1.0), &device());
+        // Gram–Schmidt-free orthogonal matrix: Q = (I - 2vvᵀ/|v|²) Householder reflection.
+        let v = a.narrow(0, 0, 1);
+        let vv = v.clone().transpose().matmul(v.clone()) / v.square().sum().reshape([1, 1]);
+        Tensor::<2>::eye(6, &device()) - vv.mul_scalar(2.0)
+    };
+    // Rotated, f32 rounding leaves singular values ~1e-4 in the unused directions, which
+    // RankMe (like its reference) counts a little.
+    for (what, z, tolerance) in [
+        ("axis-aligned", z.clone(), 1e-3),
+        ("rotated", z.matmul(rotation), 5e-3),
+    ] {
+        let r = rank_me(z);
+        assert!((r - 4.0).abs() < tolerance, "{what}: RankMe {r}, want 4");
+    }
+    let collapsed = matrix([1.0f32, 2.0, 3.0].repeat(5), 5, 3);
+    assert!((rank_me(collapsed) - 1.0).abs() < 1e-3);
+}
+
+#[test]
+fn alignment_and_uniformity_have_their_extremes() {
+    let z = Tensor::<2>::random([32, 8], Distribution::Normal(0.0, 1.0), &device());
+    assert!(alignment(z.clone(), z.clone().mul_scalar(3.0)).abs() < 1e-6);
+    assert!((alignment(z.clone(), z.clone().neg()) - 4.0).abs() < 1e-4);
+    let point = matrix([0.6f32, 0.8].repeat(10), 10, 2);
+    assert!(
+        uniformity(point).abs() < 1e-6,
+        "a collapsed embedding has uniformity 0"
+    );
+    assert!(
+        uniformity(z) < -1.0,
+        "a spread embedding has negative uniformity"
+    );
+}
+
+#[test]
+fn collapse_is_flagged_and_spread_is_not() {
+    let z = Tensor::<2>::random([256, 16], Distribution::Normal(0.0, 1.0), &device());
+    let healthy = collapse(z.clone());
+    assert!(
+        !healthy.collapsed && (healthy.relative_std - 1.0).abs() < 0.2,
+        "{healthy:?}"
+    );
+    let nearly_constant = z.mul_scalar(1e-4) + Tensor::ones([256, 16], &device());
+    let collapsed = collapse(nearly_constant);
+    assert!(collapsed.collapsed, "{collapsed:?}");
+}
