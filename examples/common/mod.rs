@@ -3,10 +3,7 @@
 #![allow(dead_code)] // Each example uses its own subset.
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use std::io::Read;
 
-/// scikit-learn's digits (8×8 grayscale, 10 classes), committed under `examples/data/`.
-const DIGITS: &[u8] = include_bytes!("../data/digits.csv.gz");
 pub const SIDE: usize = 8;
 pub const PIXELS: usize = SIDE * SIDE;
 
@@ -17,28 +14,13 @@ pub struct Digits {
 }
 
 impl Digits {
-    /// Decompresses and parses the embedded file.
+    /// scikit-learn's digits, embedded in selfsup-data (all 1,797, in file order).
     pub fn load() -> Result<Digits, String> {
-        let mut text = String::new();
-        flate2::read::GzDecoder::new(DIGITS)
-            .read_to_string(&mut text)
-            .map_err(|e| format!("examples/data/digits.csv.gz: {e}"))?;
+        let split = selfsup::data::digits();
         let (mut images, mut labels) = (Vec::new(), Vec::new());
-        for (line_no, line) in text.lines().enumerate() {
-            let values: Vec<f32> = line
-                .split(',')
-                .map(|v| v.trim().parse::<f32>())
-                .collect::<Result<_, _>>()
-                .map_err(|e| format!("digits.csv line {}: {e}", line_no + 1))?;
-            if values.len() != PIXELS + 1 {
-                return Err(format!(
-                    "digits.csv line {}: {} values, expected 65",
-                    line_no + 1,
-                    values.len()
-                ));
-            }
-            images.extend(values[..PIXELS].iter().map(|v| v / 16.0));
-            labels.push(values[PIXELS] as i64);
+        for set in [&split.train, &split.test] {
+            images.extend(set.pixels.iter().map(|&p| p as f32 / 255.0));
+            labels.extend(set.labels.iter().map(|&l| l as i64));
         }
         Ok(Digits { images, labels })
     }

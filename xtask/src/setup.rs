@@ -46,7 +46,9 @@ impl Provisioned {
 /// `cargo xtask setup WHAT`.
 pub fn run(what: &str) -> Result<Provisioned, String> {
     if what == "data" {
-        ensure_fashion_mnist()?;
+        for name in selfsup_data::fetch::FETCHABLE {
+            selfsup_data::fetch::fetch(name, &mut |line| println!("setup data: {line}"))?;
+        }
         println!("setup: done");
         return Ok(Provisioned::default());
     }
@@ -81,18 +83,8 @@ pub fn ensure(backends: &[String]) -> Result<Provisioned, String> {
     Ok(out)
 }
 
-/// The cache for downloads and provisioned libraries: `$SELFSUP_CACHE`, else
-/// `$XDG_CACHE_HOME/selfsup`, else `~/.cache/selfsup`.
-pub fn cache_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("SELFSUP_CACHE") {
-        return PathBuf::from(dir);
-    }
-    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
-        return PathBuf::from(dir).join("selfsup");
-    }
-    let home = std::env::var_os("HOME").unwrap_or_else(|| ".".into());
-    PathBuf::from(home).join(".cache").join("selfsup")
-}
+/// The cache for downloads and provisioned libraries (shared with `selfsup data fetch`).
+pub use selfsup_data::sources::cache_dir;
 
 fn is_libtorch(dir: &Path) -> bool {
     dir.join("lib").join("libtorch_cpu.so").is_file() && dir.join("include").is_dir()
@@ -385,111 +377,4 @@ fn ensure_vulkan() -> Result<(), String> {
             "wgpu: {packages} installed but no Vulkan driver is visible"
         )),
     }
-}
-
-const FASHION_MNIST_FILES: [&str; 4] = [
-    "train-images-idx3-ubyte.gz",
-    "train-labels-idx1-ubyte.gz",
-    "t10k-images-idx3-ubyte.gz",
-    "t10k-labels-idx1-ubyte.gz",
-];
-
-/// The full Fashion-MNIST (MIT licence) from Debian's `dataset-fashion-mnist` package, into
-/// `<cache>/data/fashion-mnist`, checked by reading every file.
-fn ensure_fashion_mnist() -> Result<PathBuf, String> {
-    let data = cache_dir().join("data");
-    let dir = data.join("fashion-mnist");
-    if dir.join(COMPLETE_MARKER).is_file() {
-        println!("setup data: Fashion-MNIST ready at {}", dir.display());
-        return Ok(dir);
-    }
-    let work = data.join("fashion-mnist.partial");
-    if work.exists() {
-        fs::remove_dir_all(&work)
-            .map_err(|e| format!("setup data: cannot clear {}: {e}", work.display()))?;
-    }
-    fs::create_dir_all(&work).map_err(|e| format!("setup data: {}: {e}", work.display()))?;
-    // apt's download sandbox user must be able to write where it downloads.
-    let incoming = std::env::temp_dir().join(format!("selfsup-apt-{}", std::process::id()));
-    fs::create_dir_all(&incoming)
-        .map_err(|e| format!("setup data: {}: {e}", incoming.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = fs::set_permissions(&incoming, fs::Permissions::from_mode(0o777));
-    }
-    println!("setup data: apt-get download dataset-fashion-mnist (31 MB)");
-    let download = || {
-        Command::new("apt-get")
-            .args(["download", "-qq", "dataset-fashion-mnist"])
-            .current_dir(&incoming)
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if !download() {
-        if !is_root() {
-            return Err(
-                "setup data: `apt-get download dataset-fashion-mnist` failed; on Debian/Ubuntu \
-                        run `sudo apt-get update` first, elsewhere put the four Fashion-MNIST .gz \
-                        files in ~/.cache/selfsup/data/fashion-mnist"
-                    .to_string(),
-            );
-        }
-        println!("setup data: apt-get update, then retrying");
-        let _ = Command::new("apt-get").args(["update", "-qq"]).status();
-        if !download() {
-            return Err("setup data: `apt-get download dataset-fashion-mnist` failed".to_string());
-        }
-    }
-    let deb = fs::read_dir(&incoming)
-        .map_err(|e| e.to_string())?
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|e| e == "deb"))
-        .ok_or("setup data: apt-get reported success but left no .deb")?;
-    let unpacked = work.join("deb");
-    let status = Command::new("dpkg-deb")
-        .arg("-x")
-        .arg(&deb)
-        .arg(&unpacked)
-        .status()
-        .map_err(|e| format!("setup data: cannot run dpkg-deb: {e}"))?;
-    if !status.success() {
-        return Err(format!(
-            "setup data: dpkg-deb -x {} failed ({status})",
-            deb.display()
-        ));
-    }
-    let source = unpacked.join("usr/share/datasets/fashion-mnist");
-    for file in FASHION_MNIST_FILES {
-        fs::copy(source.join(file), work.join(file))
-            .map_err(|e| format!("setup data: {}: {e}", source.join(file).display()))?;
-    }
-    let copyright = unpacked.join("usr/share/doc/dataset-fashion-mnist/copyright");
-    let _ = fs::copy(&copyright, work.join("copyright"));
-    fs::remove_dir_all(&unpacked).map_err(|e| e.to_string())?;
-    fs::remove_dir_all(&incoming).map_err(|e| e.to_string())?;
-    for (split, expected) in [("train", 60_000), ("t10k", 10_000)] {
-        let set = selfsup_data::idx::read_images(
-            work.join(format!("{split}-images-idx3-ubyte.gz")),
-            work.join(format!("{split}-labels-idx1-ubyte.gz")),
-        )
-        .map_err(|e| format!("setup data: {e}"))?;
-        if (set.len(), set.height, set.width) != (expected, 28, 28) {
-            return Err(format!(
-                "setup data: {split} holds {} images of {}×{}, expected {expected} of 28×28",
-                set.len(),
-                set.height,
-                set.width
-            ));
-        }
-        println!("setup data: {split}: {} images of 28×28 checked", set.len());
-    }
-    fs::write(work.join(COMPLETE_MARKER), "fashion-mnist").map_err(|e| e.to_string())?;
-    if dir.exists() {
-        fs::remove_dir_all(&dir).map_err(|e| e.to_string())?;
-    }
-    fs::rename(&work, &dir).map_err(|e| format!("setup data: {e}"))?;
-    println!("setup data: Fashion-MNIST ready at {}", dir.display());
-    Ok(dir)
 }

@@ -22,19 +22,22 @@ pub struct IdxArray {
 fn read_bytes(path: &Path) -> Result<Vec<u8>, DataError> {
     let raw = std::fs::read(path).map_err(|e| DataError::new(path, format!("cannot read: {e}")))?;
     if path.extension().is_some_and(|e| e == "gz") {
-        let mut out = Vec::new();
-        GzDecoder::new(raw.as_slice())
-            .read_to_end(&mut out)
-            .map_err(|e| {
-                DataError::new(
-                    path,
-                    format!("not a valid gzip file ({e}); is it truncated?"),
-                )
-            })?;
-        Ok(out)
+        gunzip(&raw, path)
     } else {
         Ok(raw)
     }
+}
+
+/// Decompresses gzip bytes; `path` names the source in errors.
+pub(crate) fn gunzip(raw: &[u8], path: &Path) -> Result<Vec<u8>, DataError> {
+    let mut out = Vec::new();
+    GzDecoder::new(raw).read_to_end(&mut out).map_err(|e| {
+        DataError::new(
+            path,
+            format!("not a valid gzip file ({e}); is it truncated?"),
+        )
+    })?;
+    Ok(out)
 }
 
 /// Parses IDX bytes; `path` names the source in errors.
@@ -118,8 +121,16 @@ pub fn read_images(
     labels: impl AsRef<Path>,
 ) -> Result<ImageSet, DataError> {
     let (images, labels) = (images.as_ref(), labels.as_ref());
-    let image_array = read(images)?;
-    let label_array = read(labels)?;
+    image_set(read(images)?, read(labels)?, images, labels)
+}
+
+/// Pairs an image array with its label array; the paths name them in errors.
+pub(crate) fn image_set(
+    image_array: IdxArray,
+    label_array: IdxArray,
+    images: &Path,
+    labels: &Path,
+) -> Result<ImageSet, DataError> {
     let [n, height, width] = image_array.dims[..] else {
         return Err(DataError::new(
             images,
@@ -141,9 +152,12 @@ pub fn read_images(
             format!("{m} labels for {n} images in {}", images.display()),
         ));
     }
+    let classes = label_array.data.iter().max().map_or(0, |&c| c as usize + 1);
     Ok(ImageSet {
         pixels: image_array.data,
         labels: label_array.data,
+        classes,
+        channels: 1,
         height,
         width,
     })

@@ -1,22 +1,36 @@
-//! Datasets for selfsup.
+//! Datasets for selfsup, as bytes (tensors and augmentations are `selfsup-augment`'s).
 //!
-//! [`idx`] reads the IDX format of MNIST and Fashion-MNIST (raw or `.gz`) into an
-//! [`ImageSet`]. Every problem with a user's file — missing, truncated, corrupt, mismatched — is
-//! a [`DataError`] naming the path and what was wrong, never a panic.
+//! - [`sources`]: the embedded defaults ([`fashion_mnist_10k`], [`digits`]), the full sets
+//!   that [`fetch`] provisions offline, folders of IDX files.
+//! - [`idx`]: the IDX format of MNIST and Fashion-MNIST (raw or `.gz`).
+//! - [`Rng`]: the portable seeded generator behind shuffling and augmentations.
+//!
+//! Every problem with a user's file — missing, truncated, corrupt, mismatched — is a
+//! [`DataError`] naming the path and what was wrong, never a panic.
 #![warn(missing_docs)]
 
+pub mod fetch;
 pub mod idx;
+mod rng;
+pub mod sources;
+
+pub use rng::Rng;
+pub use sources::{Split, digits, fashion_mnist_10k};
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-/// Grayscale images with labels, stored as bytes (0 = black, 255 = white).
+/// Images with labels, stored as bytes (0 = black, 255 = full intensity).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ImageSet {
-    /// Row-major pixels of every image, `len() · height · width` bytes.
+    /// Pixels of every image, `[len, channels, height, width]` row-major.
     pub pixels: Vec<u8>,
-    /// One label per image.
+    /// One label per image (0 for an unlabelled set).
     pub labels: Vec<u8>,
+    /// Number of classes the labels index into (0 when unlabelled).
+    pub classes: usize,
+    /// 1 (grayscale) or 3 (RGB).
+    pub channels: usize,
     /// Image height.
     pub height: usize,
     /// Image width.
@@ -40,7 +54,7 @@ impl ImageSet {
     ///
     /// When `i` is out of range.
     pub fn image(&self, i: usize) -> &[u8] {
-        let size = self.height * self.width;
+        let size = self.image_size();
         assert!(
             i < self.len(),
             "ImageSet: image {i} out of range (len {})",
@@ -49,10 +63,15 @@ impl ImageSet {
         &self.pixels[i * size..(i + 1) * size]
     }
 
+    /// Bytes per image, `channels · height · width`.
+    pub fn image_size(&self) -> usize {
+        self.channels * self.height * self.width
+    }
+
     /// The first `n` images (all of them when `n` is larger).
     pub fn take(mut self, n: usize) -> ImageSet {
         let n = n.min(self.len());
-        self.pixels.truncate(n * self.height * self.width);
+        self.pixels.truncate(n * self.image_size());
         self.labels.truncate(n);
         self
     }

@@ -20,9 +20,11 @@
 #![warn(missing_docs)]
 
 pub use burn::tensor::Device;
+/// Augmentations on device tensors, view presets and the multi-view batcher.
+pub use selfsup_augment as augment;
 /// Backend selection: names, devices, the environment and a probe of what works here.
 pub use selfsup_backend as backend;
-/// Data sets (IDX reader).
+/// Data sets: embedded defaults, offline fetching, IDX files.
 pub use selfsup_data as data;
 /// Evaluation: kNN and label-free metrics (RankMe, alignment, uniformity, collapse).
 pub use selfsup_eval as eval;
@@ -35,6 +37,7 @@ pub use selfsup_nn as nn;
 
 /// The types most programs need.
 pub mod prelude {
+    pub use crate::augment::{Augmentation, MultiViewBatcher, Pipeline, Rng};
     pub use crate::backend::Backend;
     pub use crate::losses::*;
     pub use crate::methods::*;

@@ -1,0 +1,747 @@
+//! Batched, seeded image augmentations on device tensors.
+//!
+//! A [`Pipeline`] is a list of [`Augmentation`]s applied to a batch `[N, C, H, W]` of images in
+//! `[0, 1]`. The random choices (crop boxes, flips, jitter factors…) are drawn per image on the
+//! host from an [`Rng`], so a seed gives the same views on every backend; the pixels never leave
+//! the device.
+//!
+//! Resampling steps are linear and separable — a resized crop, a flip and a Gaussian blur each map
+//! an image `X` to `R · X · Cᵀ` with per-image matrices — so consecutive ones are composed on the
+//! host and applied as two batched matrix products, one for rows and one for columns.
+
+use burn::tensor::ops::GridSampleOptions;
+use burn::tensor::{Device, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+
+use crate::Rng;
+
+/// One augmentation step. Probabilities `p` are per image.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Augmentation {
+    /// Crops a box of `scale` × the image area (uniform) and aspect ratio `ratio` (log-uniform),
+    /// resized bilinearly to `size = [height, width]`. Boxes wider or taller than the image
+    /// cover it with zeros around (zero padding).
+    ResizedCrop {
+        /// Output `[height, width]`.
+        size: [usize; 2],
+        /// Range of the box's area as a fraction of the image's.
+        scale: [f64; 2],
+        /// Range of the box's width / height.
+        ratio: [f64; 2],
+    },
+    /// Mirrors left–right.
+    HorizontalFlip {
+        /// Probability.
+        p: f64,
+    },
+    /// Rotates by an angle uniform in `[-degrees, degrees]` about the centre (bilinear, zeros
+    /// outside).
+    Rotation {
+        /// Largest angle, in degrees.
+        degrees: f64,
+        /// Probability.
+        p: f64,
+    },
+    /// Brightness `x + b`, `b ~ U(−brightness, brightness)`, and contrast
+    /// `(x − mean)·c + mean`, `c ~ U(1 − contrast, 1 + contrast)` around the image's mean, then
+    /// clamped to `[0, 1]`.
+    ColorJitter {
+        /// Largest brightness shift.
+        brightness: f64,
+        /// Largest relative contrast change.
+        contrast: f64,
+        /// Probability.
+        p: f64,
+    },
+    /// Replaces RGB by its luma (ITU-R 601), kept as three channels; no effect on one channel.
+    Grayscale {
+        /// Probability.
+        p: f64,
+    },
+    /// Gaussian blur with σ uniform in `sigma` (pixels), kernel radius ⌈3σ⌉, reflected borders.
+    GaussianBlur {
+        /// Range of σ.
+        sigma: [f64; 2],
+        /// Probability.
+        p: f64,
+    },
+    /// Adds `N(0, std²)` noise per pixel, then clamps to `[0, 1]`.
+    GaussianNoise {
+        /// Standard deviation.
+        std: f64,
+        /// Probability.
+        p: f64,
+    },
+    /// Sets a random box of `scale` × the area and aspect ratio `ratio` (log-uniform) to zero.
+    RandomErasing {
+        /// Range of the box's area as a fraction of the image's.
+        scale: [f64; 2],
+        /// Range of the box's width / height.
+        ratio: [f64; 2],
+        /// Probability.
+        p: f64,
+    },
+    /// Splits the image into `patch × patch` squares and zeroes a random `ratio` of them
+    /// (masked-image modelling).
+    PatchMask {
+        /// Side of a patch, in pixels.
+        patch: usize,
+        /// Fraction of patches masked.
+        ratio: f64,
+    },
+    /// Inverts the pixels at or above `threshold`: `x ↦ 1 − x`.
+    Solarize {
+        /// Threshold in `[0, 1]`.
+        threshold: f64,
+        /// Probability.
+        p: f64,
+    },
+}
+
+fn check_probability(name: &str, p: f64) -> Result<(), String> {
+    if (0.0..=1.0).contains(&p) {
+        Ok(())
+    } else {
+        Err(format!("{name}: p must be in [0, 1], got {p}"))
+    }
+}
+
+fn check_range(name: &str, field: &str, [low, high]: [f64; 2], min: f64) -> Result<(), String> {
+    if low.is_finite() && high.is_finite() && min <= low && low <= high {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name}: {field} must be an increasing range [low, high] with low >= {min}, got [{low}, {high}]"
+        ))
+    }
+}
+
+impl Augmentation {
+    /// Checks the parameters.
+    ///
+    /// # Errors
+    ///
+    /// A message naming the step, the field and the value, e.g.
+    /// `"horizontal_flip: p must be in [0, 1], got 1.5"`.
+    pub fn validate(&self) -> Result<(), String> {
+        match *self {
+            Augmentation::ResizedCrop { size, scale, ratio } => {
+                if size[0] == 0 || size[1] == 0 {
+                    return Err(format!("resized_crop: size must be > 0, got {size:?}"));
+                }
+                check_range("resized_crop", "scale", scale, f64::MIN_POSITIVE)?;
+                check_range("resized_crop", "ratio", ratio, f64::MIN_POSITIVE)
+            }
+            Augmentation::HorizontalFlip { p } => check_probability("horizontal_flip", p),
+            Augmentation::Rotation { degrees, p } => {
+                if !(degrees.is_finite() && degrees >= 0.0) {
+                    return Err(format!("rotation: degrees must be >= 0, got {degrees}"));
+                }
+                check_probability("rotation", p)
+            }
+            Augmentation::ColorJitter {
+                brightness,
+                contrast,
+                p,
+            } => {
+                if !(brightness.is_finite() && brightness >= 0.0) {
+                    return Err(format!(
+                        "color_jitter: brightness must be >= 0, got {brightness}"
+                    ));
+                }
+                if !(0.0..=1.0).contains(&contrast) {
+                    return Err(format!(
+                        "color_jitter: contrast must be in [0, 1], got {contrast}"
+                    ));
+                }
+                check_probability("color_jitter", p)
+            }
+            Augmentation::Grayscale { p } => check_probability("grayscale", p),
+            Augmentation::GaussianBlur { sigma, p } => {
+                check_range("gaussian_blur", "sigma", sigma, f64::MIN_POSITIVE)?;
+                check_probability("gaussian_blur", p)
+            }
+            Augmentation::GaussianNoise { std, p } => {
+                if !(std.is_finite() && std >= 0.0) {
+                    return Err(format!("gaussian_noise: std must be >= 0, got {std}"));
+                }
+                check_probability("gaussian_noise", p)
+            }
+            Augmentation::RandomErasing { scale, ratio, p } => {
+                check_range("random_erasing", "scale", scale, 0.0)?;
+                if scale[1] > 1.0 {
+                    return Err(format!(
+                        "random_erasing: scale must be within [0, 1], got {scale:?}"
+                    ));
+                }
+                check_range("random_erasing", "ratio", ratio, f64::MIN_POSITIVE)?;
+                check_probability("random_erasing", p)
+            }
+            Augmentation::PatchMask { patch, ratio } => {
+                if patch == 0 {
+                    return Err("patch_mask: patch must be > 0, got 0".to_string());
+                }
+                if !(0.0..=1.0).contains(&ratio) {
+                    return Err(format!("patch_mask: ratio must be in [0, 1], got {ratio}"));
+                }
+                Ok(())
+            }
+            Augmentation::Solarize { threshold, p } => {
+                if !(0.0..=1.0).contains(&threshold) {
+                    return Err(format!(
+                        "solarize: threshold must be in [0, 1], got {threshold}"
+                    ));
+                }
+                check_probability("solarize", p)
+            }
+        }
+    }
+}
+
+/// A list of augmentations applied in order to a batch.
+#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pipeline {
+    /// The steps, first applied first.
+    pub steps: Vec<Augmentation>,
+}
+
+impl Pipeline {
+    /// A pipeline of `steps`.
+    ///
+    /// # Panics
+    ///
+    /// When a step's parameters are invalid (see [`Augmentation::validate`]).
+    pub fn new(steps: Vec<Augmentation>) -> Self {
+        let pipeline = Pipeline { steps };
+        if let Err(message) = pipeline.validate() {
+            panic!("{message}");
+        }
+        pipeline
+    }
+
+    /// Checks every step (for pipelines read from user files).
+    ///
+    /// # Errors
+    ///
+    /// The first invalid step's message.
+    pub fn validate(&self) -> Result<(), String> {
+        self.steps.iter().try_for_each(Augmentation::validate)
+    }
+
+    /// SimCLR's views for small grayscale images (the selfsup Fashion-MNIST recipe): random
+    /// resized crop to `side × side` (area 0.3–1, aspect 3/4–4/3), horizontal flip (p = 0.5),
+    /// brightness ±0.4 and contrast ×(0.6–1.4).
+    pub fn simclr_grayscale(side: usize) -> Self {
+        Pipeline::new(vec![
+            Augmentation::ResizedCrop {
+                size: [side, side],
+                scale: [0.3, 1.0],
+                ratio: [3.0 / 4.0, 4.0 / 3.0],
+            },
+            Augmentation::HorizontalFlip { p: 0.5 },
+            Augmentation::ColorJitter {
+                brightness: 0.4,
+                contrast: 0.4,
+                p: 1.0,
+            },
+        ])
+    }
+
+    /// SimCLR's views for RGB images (paper, appendix A): crop (area 0.08–1), flip, colour jitter
+    /// (p = 0.8), grayscale (p = 0.2), blur (p = 0.5).
+    pub fn simclr_rgb(side: usize) -> Self {
+        Pipeline::new(vec![
+            Augmentation::ResizedCrop {
+                size: [side, side],
+                scale: [0.08, 1.0],
+                ratio: [3.0 / 4.0, 4.0 / 3.0],
+            },
+            Augmentation::HorizontalFlip { p: 0.5 },
+            Augmentation::ColorJitter {
+                brightness: 0.4,
+                contrast: 0.4,
+                p: 0.8,
+            },
+            Augmentation::Grayscale { p: 0.2 },
+            Augmentation::GaussianBlur {
+                sigma: [0.1, 2.0],
+                p: 0.5,
+            },
+        ])
+    }
+
+    /// BYOL's asymmetric pair (paper, table 6): both views crop, flip and jitter; the first is
+    /// always blurred and never solarized, the second blurred with p = 0.1 and solarized with
+    /// p = 0.2.
+    pub fn byol_pair(side: usize) -> [Pipeline; 2] {
+        let view = |blur: f64, solarize: f64| {
+            Pipeline::new(vec![
+                Augmentation::ResizedCrop {
+                    size: [side, side],
+                    scale: [0.3, 1.0],
+                    ratio: [3.0 / 4.0, 4.0 / 3.0],
+                },
+                Augmentation::HorizontalFlip { p: 0.5 },
+                Augmentation::ColorJitter {
+                    brightness: 0.4,
+                    contrast: 0.4,
+                    p: 0.8,
+                },
+                Augmentation::GaussianBlur {
+                    sigma: [0.1, 1.0],
+                    p: blur,
+                },
+                Augmentation::Solarize {
+                    threshold: 0.5,
+                    p: solarize,
+                },
+            ])
+        };
+        [view(1.0, 0.0), view(0.1, 0.2)]
+    }
+
+    /// DINO's multi-crop: two global crops (`global_side`, area 0.4–1) then `locals` local crops
+    /// (`local_side`, area 0.05–0.4), each flipped and jittered.
+    pub fn dino_multi_crop(global_side: usize, local_side: usize, locals: usize) -> Vec<Pipeline> {
+        let crop = |side: usize, scale: [f64; 2]| {
+            Pipeline::new(vec![
+                Augmentation::ResizedCrop {
+                    size: [side, side],
+                    scale,
+                    ratio: [3.0 / 4.0, 4.0 / 3.0],
+                },
+                Augmentation::HorizontalFlip { p: 0.5 },
+                Augmentation::ColorJitter {
+                    brightness: 0.4,
+                    contrast: 0.4,
+                    p: 0.8,
+                },
+            ])
+        };
+        let mut views = vec![crop(global_side, [0.4, 1.0]), crop(global_side, [0.4, 1.0])];
+        views.extend((0..locals).map(|_| crop(local_side, [0.05, 0.4])));
+        views
+    }
+
+    /// Applies the steps to `images` (`[N, C, H, W]`, values in `[0, 1]`).
+    ///
+    /// # Shapes
+    ///
+    /// - images: `[N, C, H, W]` → `[N, C, H', W']` (`H', W'` set by the last resized crop)
+    pub fn apply(&self, images: Tensor<4>, rng: &mut Rng) -> Tensor<4> {
+        let [n, _, h, w] = images.dims();
+        let mut x = images;
+        let mut resample = Resample::identity(n, h, w);
+        for step in &self.steps {
+            let size = resample.out;
+            match *step {
+                Augmentation::ResizedCrop {
+                    size: out,
+                    scale,
+                    ratio,
+                } => {
+                    resample = resample.then(Resample::crop(n, size, out, scale, ratio, rng));
+                }
+                Augmentation::HorizontalFlip { p } => {
+                    resample = resample.then(Resample::flip(n, size, p, rng));
+                }
+                Augmentation::GaussianBlur { sigma, p } => {
+                    resample = resample.then(Resample::blur(n, size, sigma, p, rng));
+                }
+                _ => {
+                    x = resample.apply(x);
+                    resample = Resample::identity(n, resample.out[0], resample.out[1]);
+                    x = pointwise(step, x, rng);
+                }
+            }
+        }
+        resample.apply(x)
+    }
+}
+
+/// Makes one view per pipeline of the same images.
+pub fn views(pipelines: &[Pipeline], images: Tensor<4>, rng: &mut Rng) -> Vec<Tensor<4>> {
+    pipelines
+        .iter()
+        .map(|pipeline| pipeline.apply(images.clone(), rng))
+        .collect()
+}
+
+/// Per-image separable linear maps `X ↦ R · X · Cᵀ`, composed on the host.
+struct Resample {
+    n: usize,
+    input: [usize; 2],
+    out: [usize; 2],
+    /// `[n, out_h, in_h]`, or `None` for the identity.
+    rows: Option<Vec<f32>>,
+    /// `[n, out_w, in_w]`, or `None` for the identity.
+    cols: Option<Vec<f32>>,
+}
+
+impl Resample {
+    fn identity(n: usize, h: usize, w: usize) -> Self {
+        Resample {
+            n,
+            input: [h, w],
+            out: [h, w],
+            rows: None,
+            cols: None,
+        }
+    }
+
+    fn crop(
+        n: usize,
+        [h, w]: [usize; 2],
+        size: [usize; 2],
+        scale: [f64; 2],
+        ratio: [f64; 2],
+        rng: &mut Rng,
+    ) -> Self {
+        let mut rows = vec![0.0; n * size[0] * h];
+        let mut cols = vec![0.0; n * size[1] * w];
+        for i in 0..n {
+            let (top, left, box_h, box_w) = random_box(h, w, scale, ratio, rng);
+            bilinear(
+                &mut rows[i * size[0] * h..][..size[0] * h],
+                h,
+                size[0],
+                top,
+                box_h,
+            );
+            bilinear(
+                &mut cols[i * size[1] * w..][..size[1] * w],
+                w,
+                size[1],
+                left,
+                box_w,
+            );
+        }
+        Resample {
+            n,
+            input: [h, w],
+            out: size,
+            rows: Some(rows),
+            cols: Some(cols),
+        }
+    }
+
+    fn flip(n: usize, [h, w]: [usize; 2], p: f64, rng: &mut Rng) -> Self {
+        let mut cols = vec![0.0; n * w * w];
+        for i in 0..n {
+            let flip = rng.bernoulli(p);
+            for j in 0..w {
+                let source = if flip { w - 1 - j } else { j };
+                cols[i * w * w + j * w + source] = 1.0;
+            }
+        }
+        Resample {
+            n,
+            input: [h, w],
+            out: [h, w],
+            rows: None,
+            cols: Some(cols),
+        }
+    }
+
+    fn blur(n: usize, [h, w]: [usize; 2], sigma: [f64; 2], p: f64, rng: &mut Rng) -> Self {
+        let mut rows = vec![0.0; n * h * h];
+        let mut cols = vec![0.0; n * w * w];
+        for i in 0..n {
+            let sigma = rng.range(sigma[0], sigma[1]);
+            let blur = rng.bernoulli(p);
+            gaussian(&mut rows[i * h * h..][..h * h], h, blur.then_some(sigma));
+            gaussian(&mut cols[i * w * w..][..w * w], w, blur.then_some(sigma));
+        }
+        Resample {
+            n,
+            input: [h, w],
+            out: [h, w],
+            rows: Some(rows),
+            cols: Some(cols),
+        }
+    }
+
+    /// `self` followed by `next`.
+    fn then(self, next: Resample) -> Resample {
+        let [h0, w0] = self.input;
+        let [h1, w1] = self.out;
+        let [h2, w2] = next.out;
+        Resample {
+            n: self.n,
+            input: self.input,
+            out: next.out,
+            rows: compose(self.n, next.rows, self.rows, h2, h1, h0),
+            cols: compose(self.n, next.cols, self.cols, w2, w1, w0),
+        }
+    }
+
+    fn apply(&self, x: Tensor<4>) -> Tensor<4> {
+        let [n, c, _, _] = x.dims();
+        let device = x.device();
+        let [in_h, in_w] = self.input;
+        let [out_h, out_w] = self.out;
+        let mut x = x;
+        if let Some(rows) = &self.rows {
+            let rows = matrices(rows.clone(), [n, out_h, in_h], c, &device);
+            x = rows.matmul(x);
+        }
+        if let Some(cols) = &self.cols {
+            let cols = matrices(cols.clone(), [n, out_w, in_w], c, &device);
+            x = x.matmul(cols.swap_dims(2, 3));
+        }
+        x
+    }
+}
+
+/// Uploads `[n, r, c]` matrices as `[n, channels, r, c]`.
+fn matrices(
+    values: Vec<f32>,
+    [n, r, c]: [usize; 3],
+    channels: usize,
+    device: &Device,
+) -> Tensor<4> {
+    let m = Tensor::<4>::from_data(TensorData::new(values, [n, 1, r, c]), device);
+    if channels == 1 {
+        m
+    } else {
+        m.repeat_dim(1, channels)
+    }
+}
+
+/// Per image, `b · a` for `[n, out, mid]` · `[n, mid, inner]`; `None` is the identity.
+fn compose(
+    n: usize,
+    b: Option<Vec<f32>>,
+    a: Option<Vec<f32>>,
+    out: usize,
+    mid: usize,
+    inner: usize,
+) -> Option<Vec<f32>> {
+    match (b, a) {
+        (None, a) => a,
+        (b, None) => b,
+        (Some(b), Some(a)) => {
+            let mut product = vec![0.0f32; n * out * inner];
+            for i in 0..n {
+                let (b, a) = (
+                    &b[i * out * mid..][..out * mid],
+                    &a[i * mid * inner..][..mid * inner],
+                );
+                let p = &mut product[i * out * inner..][..out * inner];
+                for r in 0..out {
+                    for k in 0..mid {
+                        let coefficient = b[r * mid + k];
+                        if coefficient != 0.0 {
+                            for (dst, src) in p[r * inner..][..inner]
+                                .iter_mut()
+                                .zip(&a[k * inner..][..inner])
+                            {
+                                *dst += coefficient * src;
+                            }
+                        }
+                    }
+                }
+            }
+            Some(product)
+        }
+    }
+}
+
+/// A box of random area and aspect ratio: `(top, left, height, width)` in pixels. A box larger
+/// than the image along an axis is placed so that it covers the image on that axis.
+fn random_box(
+    h: usize,
+    w: usize,
+    scale: [f64; 2],
+    ratio: [f64; 2],
+    rng: &mut Rng,
+) -> (f64, f64, f64, f64) {
+    let area = (h * w) as f64 * rng.range(scale[0], scale[1]);
+    let aspect = rng.range(ratio[0].ln(), ratio[1].ln()).exp();
+    let box_w = (area * aspect).sqrt();
+    let box_h = (area / aspect).sqrt();
+    let place = |rng: &mut Rng, side: f64, extent: f64| {
+        let slack = side - extent;
+        if slack >= 0.0 {
+            rng.range(0.0, slack)
+        } else {
+            rng.range(slack, 0.0)
+        }
+    };
+    let top = place(rng, h as f64, box_h);
+    let left = place(rng, w as f64, box_w);
+    (top, left, box_h, box_w)
+}
+
+/// Rows of a bilinear resampling matrix `[out, input]` mapping the span
+/// `[start, start + extent)` of an axis of `input` pixels onto `out` pixels (pixel centres,
+/// `align_corners = false`); samples outside the image weigh nothing (zero padding).
+fn bilinear(matrix: &mut [f32], input: usize, out: usize, start: f64, extent: f64) {
+    for j in 0..out {
+        let source = start + (j as f64 + 0.5) * extent / out as f64 - 0.5;
+        let floor = source.floor();
+        let t = source - floor;
+        for (index, weight) in [(floor, 1.0 - t), (floor + 1.0, t)] {
+            if index >= 0.0 && index < input as f64 {
+                matrix[j * input + index as usize] += weight as f32;
+            }
+        }
+    }
+}
+
+/// A Gaussian blur matrix `[side, side]` with reflected borders, or the identity for `None`.
+fn gaussian(matrix: &mut [f32], side: usize, sigma: Option<f64>) {
+    let Some(sigma) = sigma else {
+        for j in 0..side {
+            matrix[j * side + j] = 1.0;
+        }
+        return;
+    };
+    let radius = (3.0 * sigma).ceil() as isize;
+    let weights: Vec<f64> = (-radius..=radius)
+        .map(|k| (-(k * k) as f64 / (2.0 * sigma * sigma)).exp())
+        .collect();
+    let total: f64 = weights.iter().sum();
+    let last = side as isize - 1;
+    for j in 0..side as isize {
+        for (k, weight) in (-radius..=radius).zip(&weights) {
+            let mut source = j + k;
+            // Reflect (without repeating the edge) until inside; a kernel wider than the image
+            // bounces more than once.
+            while source < 0 || source > last {
+                source = if source < 0 {
+                    -source
+                } else {
+                    2 * last - source
+                };
+                if last == 0 {
+                    source = 0;
+                }
+            }
+            matrix[j as usize * side + source as usize] += (weight / total) as f32;
+        }
+    }
+}
+
+/// A per-image value as a `[n, 1, 1, 1]` tensor.
+fn per_image(values: Vec<f32>, device: &Device) -> Tensor<4> {
+    let n = values.len();
+    Tensor::from_data(TensorData::new(values, [n, 1, 1, 1]), device)
+}
+
+/// The steps that act on pixel values (everything but the resampling ones).
+fn pointwise(step: &Augmentation, x: Tensor<4>, rng: &mut Rng) -> Tensor<4> {
+    let [n, c, h, w] = x.dims();
+    let device = x.device();
+    match *step {
+        Augmentation::ColorJitter {
+            brightness,
+            contrast,
+            p,
+        } => {
+            let (mut shift, mut factor) = (Vec::with_capacity(n), Vec::with_capacity(n));
+            for _ in 0..n {
+                let b = rng.range(-brightness, brightness);
+                let f = rng.range(1.0 - contrast, 1.0 + contrast);
+                let apply = rng.bernoulli(p);
+                shift.push(if apply { b as f32 } else { 0.0 });
+                factor.push(if apply { f as f32 } else { 1.0 });
+            }
+            let mean = x
+                .clone()
+                .reshape([n, c * h * w])
+                .mean_dim(1)
+                .reshape([n, 1, 1, 1]);
+            ((x - mean.clone()) * per_image(factor, &device) + mean + per_image(shift, &device))
+                .clamp(0.0, 1.0)
+        }
+        Augmentation::Grayscale { p } => {
+            let chosen: Vec<f32> = (0..n).map(|_| rng.bernoulli(p) as u8 as f32).collect();
+            if c != 3 {
+                return x;
+            }
+            let luma = Tensor::<4>::from_data(
+                TensorData::new(vec![0.299f32, 0.587, 0.114], [1, 3, 1, 1]),
+                &device,
+            );
+            let gray = (x.clone() * luma).sum_dim(1).repeat_dim(1, 3);
+            x.clone() + (gray - x) * per_image(chosen, &device)
+        }
+        Augmentation::Rotation { degrees, p } => {
+            let mut grid = Vec::with_capacity(n * h * w * 2);
+            for _ in 0..n {
+                let angle = rng.range(-degrees, degrees).to_radians();
+                let angle = if rng.bernoulli(p) { angle } else { 0.0 };
+                let (sin, cos) = angle.sin_cos();
+                for i in 0..h {
+                    for j in 0..w {
+                        // Pixel-centred coordinates, so that non-square images rotate rigidly.
+                        let px = j as f64 + 0.5 - w as f64 / 2.0;
+                        let py = i as f64 + 0.5 - h as f64 / 2.0;
+                        let sx = cos * px + sin * py;
+                        let sy = -sin * px + cos * py;
+                        grid.push((2.0 * sx / w as f64) as f32);
+                        grid.push((2.0 * sy / h as f64) as f32);
+                    }
+                }
+            }
+            let grid = Tensor::<4>::from_data(TensorData::new(grid, [n, h, w, 2]), &device);
+            x.grid_sample_2d(grid, GridSampleOptions::default())
+        }
+        Augmentation::GaussianNoise { std, p } => {
+            let mut noise = Vec::with_capacity(n * c * h * w);
+            for _ in 0..n {
+                let scale = if rng.bernoulli(p) { std } else { 0.0 };
+                noise.extend((0..c * h * w).map(|_| (scale * rng.normal()) as f32));
+            }
+            let noise = Tensor::<4>::from_data(TensorData::new(noise, [n, c, h, w]), &device);
+            (x + noise).clamp(0.0, 1.0)
+        }
+        Augmentation::RandomErasing { scale, ratio, p } => {
+            let (mut rows, mut cols) = (vec![0.0f32; n * h], vec![0.0f32; n * w]);
+            for i in 0..n {
+                let area = (h * w) as f64 * rng.range(scale[0], scale[1]);
+                let aspect = rng.range(ratio[0].ln(), ratio[1].ln()).exp();
+                let box_h = ((area / aspect).sqrt().round() as usize).min(h);
+                let box_w = ((area * aspect).sqrt().round() as usize).min(w);
+                let top = rng.below(h - box_h + 1);
+                let left = rng.below(w - box_w + 1);
+                if rng.bernoulli(p) {
+                    rows[i * h + top..][..box_h].fill(1.0);
+                    cols[i * w + left..][..box_w].fill(1.0);
+                }
+            }
+            let rows = Tensor::<4>::from_data(TensorData::new(rows, [n, 1, h, 1]), &device);
+            let cols = Tensor::<4>::from_data(TensorData::new(cols, [n, 1, 1, w]), &device);
+            x * (rows * cols).neg().add_scalar(1.0)
+        }
+        Augmentation::PatchMask { patch, ratio } => {
+            let (grid_h, grid_w) = (h.div_ceil(patch), w.div_ceil(patch));
+            let patches = grid_h * grid_w;
+            let masked = (ratio * patches as f64).round() as usize;
+            let mut mask = vec![1.0f32; n * h * w];
+            for i in 0..n {
+                for &k in &rng.permutation(patches)[..masked] {
+                    let (pr, pc) = (k / grid_w, k % grid_w);
+                    for r in pr * patch..((pr + 1) * patch).min(h) {
+                        mask[i * h * w + r * w + pc * patch..]
+                            [..((pc + 1) * patch).min(w) - pc * patch]
+                            .fill(0.0);
+                    }
+                }
+            }
+            x * Tensor::<4>::from_data(TensorData::new(mask, [n, 1, h, w]), &device)
+        }
+        Augmentation::Solarize { threshold, p } => {
+            let chosen: Vec<f32> = (0..n).map(|_| rng.bernoulli(p) as u8 as f32).collect();
+            let above =
+                x.clone().greater_equal_elem(threshold).float() * per_image(chosen, &device);
+            x.clone() + above * (x.mul_scalar(-2.0).add_scalar(1.0))
+        }
+        Augmentation::ResizedCrop { .. }
+        | Augmentation::HorizontalFlip { .. }
+        | Augmentation::GaussianBlur { .. } => unreachable!("resampling steps are composed"),
+    }
+}

@@ -1,0 +1,197 @@
+//! Where images come from: the embedded defaults, the cache that `selfsup data fetch` fills, and
+//! user folders.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use crate::{DataError, ImageSet, idx};
+
+/// A training set and the test set evaluated against it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Split {
+    /// Images to (pre)train on and the kNN bank.
+    pub train: ImageSet,
+    /// Held-out images.
+    pub test: ImageSet,
+}
+
+impl Split {
+    /// Number of classes in either split.
+    pub fn classes(&self) -> usize {
+        self.train.classes.max(self.test.classes)
+    }
+}
+
+const FASHION_MNIST_10K: [&[u8]; 4] = [
+    include_bytes!("../data/fashion-mnist-10k/train-images-idx3-ubyte.gz"),
+    include_bytes!("../data/fashion-mnist-10k/train-labels-idx1-ubyte.gz"),
+    include_bytes!("../data/fashion-mnist-10k/t10k-images-idx3-ubyte.gz"),
+    include_bytes!("../data/fashion-mnist-10k/t10k-labels-idx1-ubyte.gz"),
+];
+
+const DIGITS: &[u8] = include_bytes!("../data/digits.csv.gz");
+
+/// The embedded default: the first 10,000 training and first 2,000 test images of
+/// Fashion-MNIST (MIT licence, Zalando SE; see `data/fashion-mnist-10k/README.md`).
+pub fn fashion_mnist_10k() -> Split {
+    let set = |images: &[u8], labels: &[u8], name: &str| {
+        let path = Path::new("<embedded fashion-mnist-10k>").join(name);
+        let images = idx::parse(&idx::gunzip(images, &path).expect("embedded"), &path);
+        let labels = idx::parse(&idx::gunzip(labels, &path).expect("embedded"), &path);
+        idx::image_set(
+            images.expect("embedded"),
+            labels.expect("embedded"),
+            &path,
+            &path,
+        )
+        .expect("the embedded Fashion-MNIST subset is well formed")
+    };
+    let [train_x, train_y, test_x, test_y] = FASHION_MNIST_10K;
+    let mut split = Split {
+        train: set(train_x, train_y, "train"),
+        test: set(test_x, test_y, "t10k"),
+    };
+    split.train.classes = 10;
+    split.test.classes = 10;
+    split
+}
+
+/// scikit-learn's digits (8×8, 1,797 images, BSD-3; see `data/digits.md`): the first 1,200
+/// for training, the other 597 for testing. Pixel values 0..=16 are scaled to 0..=255.
+pub fn digits() -> Split {
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(DIGITS)
+        .read_to_string(&mut text)
+        .expect("the embedded digits file is gzip text");
+    let set = parse_digits(&text, Path::new("<embedded digits.csv>"))
+        .expect("the embedded digits file is well formed");
+    let test = ImageSet {
+        pixels: set.pixels[1200 * 64..].to_vec(),
+        labels: set.labels[1200..].to_vec(),
+        ..set.clone()
+    };
+    Split {
+        train: set.take(1200),
+        test,
+    }
+}
+
+/// Parses the digits CSV layout: 64 values in 0..=16 then a label per line.
+fn parse_digits(text: &str, path: &Path) -> Result<ImageSet, DataError> {
+    let (mut pixels, mut labels) = (Vec::new(), Vec::new());
+    for (number, line) in text.lines().enumerate() {
+        let values: Vec<u8> = line
+            .split(',')
+            .map(|v| v.trim().parse::<f32>().map(|v| v as u8))
+            .collect::<Result<_, _>>()
+            .map_err(|e| DataError::new(path, format!("line {}: {e}", number + 1)))?;
+        if values.len() != 65 || values[..64].iter().any(|&v| v > 16) || values[64] > 9 {
+            return Err(DataError::new(
+                path,
+                format!(
+                    "line {}: expected 64 pixel values in 0..=16 and a label in 0..=9",
+                    number + 1
+                ),
+            ));
+        }
+        pixels.extend(
+            values[..64]
+                .iter()
+                .map(|&v| ((v as u32 * 255 + 8) / 16) as u8),
+        );
+        labels.push(values[64]);
+    }
+    Ok(ImageSet {
+        pixels,
+        labels,
+        classes: 10,
+        channels: 1,
+        height: 8,
+        width: 8,
+    })
+}
+
+/// The cache that `selfsup data fetch` and `cargo xtask setup` fill: `$SELFSUP_CACHE`, else
+/// `$XDG_CACHE_HOME/selfsup`, else `~/.cache/selfsup`.
+pub fn cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("SELFSUP_CACHE") {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(dir).join("selfsup");
+    }
+    let home = std::env::var_os("HOME").unwrap_or_else(|| ".".into());
+    PathBuf::from(home).join(".cache").join("selfsup")
+}
+
+/// A folder holding `train-images-idx3-ubyte`, `train-labels-idx1-ubyte`,
+/// `t10k-images-idx3-ubyte` and `t10k-labels-idx1-ubyte` (each raw or `.gz`), as MNIST and
+/// Fashion-MNIST are distributed.
+///
+/// # Errors
+///
+/// When a file is missing (naming the folder and the file) or unreadable.
+pub fn idx_folder(dir: &Path) -> Result<Split, DataError> {
+    let find = |stem: &str| -> Result<PathBuf, DataError> {
+        [stem.to_string(), format!("{stem}.gz")]
+            .iter()
+            .map(|name| dir.join(name))
+            .find(|path| path.is_file())
+            .ok_or_else(|| DataError::new(dir, format!("no {stem} or {stem}.gz in this folder")))
+    };
+    let mut split = Split {
+        train: idx::read_images(
+            find("train-images-idx3-ubyte")?,
+            find("train-labels-idx1-ubyte")?,
+        )?,
+        test: idx::read_images(
+            find("t10k-images-idx3-ubyte")?,
+            find("t10k-labels-idx1-ubyte")?,
+        )?,
+    };
+    let classes = split.classes();
+    split.train.classes = classes;
+    split.test.classes = classes;
+    Ok(split)
+}
+
+/// The datasets `selfsup pretrain --dataset` knows by name.
+pub const NAMED: [&str; 4] = ["fashion-mnist-10k", "fashion-mnist", "mnist", "digits"];
+
+/// Loads a dataset by name (see [`NAMED`]) or from a folder of IDX files.
+///
+/// `fashion-mnist` and `mnist` are the full sets in the cache (`selfsup data fetch NAME`).
+///
+/// # Errors
+///
+/// An unknown name that is not a folder, a full set that was not fetched, or a bad file.
+pub fn load(name: &str) -> Result<Split, DataError> {
+    match name {
+        "fashion-mnist-10k" => Ok(fashion_mnist_10k()),
+        "digits" => Ok(digits()),
+        "fashion-mnist" | "mnist" => {
+            let dir = cache_dir().join("data").join(name);
+            if !dir.join(crate::fetch::COMPLETE_MARKER).is_file() {
+                return Err(DataError::new(
+                    &dir,
+                    format!(
+                        "the full {name} is not here yet; run `selfsup data fetch {name}` (or \
+                         `cargo xtask setup data`), or use the embedded fashion-mnist-10k"
+                    ),
+                ));
+            }
+            idx_folder(&dir)
+        }
+        path => {
+            let dir = Path::new(path);
+            if dir.is_dir() {
+                idx_folder(dir)
+            } else {
+                Err(DataError::new(
+                    dir,
+                    format!("neither a dataset name ({}) nor a folder", NAMED.join(", ")),
+                ))
+            }
+        }
+    }
+}
