@@ -1,6 +1,8 @@
 //! Evaluating self-supervised representations.
 //!
-//! SSL is hard to evaluate without labels, so besides the usual [`knn_accuracy`] this crate
+//! With labels: weighted [`knn_accuracy`], [`linear_probe`] on frozen features, and an
+//! [`OnlineProbe`] that tracks the representation during pretraining.
+//! SSL is hard to evaluate without labels, so this crate also
 //! measures representation quality directly: [`rank_me`] (effective rank), [`alignment`] and
 //! [`uniformity`] (Wang & Isola) and [`collapse`] (per-dimension spread of the normalised
 //! embeddings, with an alarm).
@@ -8,6 +10,10 @@
 
 mod knn;
 mod label_free;
+mod linear;
+mod online;
 
 pub use knn::{KnnConfig, knn_accuracy, knn_predict};
+pub use linear::{LinearProbeConfig, LinearProbeReport, linear_probe};
+pub use online::{OnlineProbe, OnlineProbeOutput};
 pub use label_free::{Collapse, alignment, collapse, rank_me, uniformity};

@@ -147,3 +147,71 @@ fn collapse_is_flagged_and_spread_is_not() {
     let collapsed = collapse(nearly_constant);
     assert!(collapsed.collapsed, "{collapsed:?}");
 }
+
+/// Two Gaussian clusters per class in 8 dimensions, shifted far apart along class-specific axes.
+fn clusters(n: usize, classes: usize, seed: u64) -> (Tensor<2>, Tensor<1, Int>) {
+    let mut rng = selfsup_data::Rng::new(seed);
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    for i in 0..n {
+        let class = i % classes;
+        for j in 0..8 {
+            let centre = if j == class { 3.0 } else { 0.0 };
+            x.push((centre + rng.normal()) as f32 * 10.0 + 5.0);
+        }
+        y.push(class as i64);
+    }
+    (matrix(x, n, 8), labels(&y))
+}
+
+#[test]
+fn the_linear_probe_separates_separable_classes_and_not_random_labels() {
+    let (train, train_y) = clusters(400, 4, 1);
+    let (test, test_y) = clusters(200, 4, 2);
+    let config = LinearProbeConfig::new()
+        .with_epochs(20)
+        .with_batch_size(64)
+        .with_lr(1e-2);
+    let report = linear_probe(&config, train.clone(), train_y, test.clone(), test_y, 4);
+    assert!(report.test_accuracy > 0.9, "{report:?}");
+    // Labels unrelated to the features: held-out accuracy stays near chance (1/4).
+    let shuffled: Vec<i64> = (0..400).map(|i| ((i * 7 + i / 3) % 4) as i64).collect();
+    let unrelated: Vec<i64> = (0..200).map(|i| ((i * 5 + i / 7) % 4) as i64).collect();
+    let report = linear_probe(&config, train, labels(&shuffled), test, labels(&unrelated), 4);
+    assert!(report.test_accuracy < 0.45, "{report:?}");
+}
+
+#[test]
+#[should_panic(expected = "linear probe: train features have 8 dimensions, test 3")]
+fn the_linear_probe_names_mismatched_dimensions() {
+    let (train, y) = clusters(8, 2, 1);
+    linear_probe(
+        &LinearProbeConfig::new(),
+        train,
+        y.clone(),
+        matrix(vec![0.0; 24], 8, 3),
+        y,
+        2,
+    );
+}
+
+#[test]
+fn the_online_probe_learns_without_touching_its_input() {
+    use burn::optim::{AdamConfig, GradientsParams};
+    let device = device().autodiff();
+    let (x, y) = clusters(128, 4, 3);
+    let x = x.autodiff().require_grad();
+    let mut probe = OnlineProbe::new(8, 4, &device);
+    let mut optimizer = AdamConfig::new().init();
+    let mut first = None;
+    let mut last = 0;
+    for _ in 0..60 {
+        let out = probe.forward(x.clone() / 10.0, y.clone());
+        last = out.correct.into_scalar::<i64>();
+        first.get_or_insert(last);
+        let grads = out.loss.backward();
+        assert!(x.grad(&grads).is_none(), "the probe sent a gradient into its input");
+        let grads = GradientsParams::from_grads(grads, &probe);
+        probe = optimizer.step(1e-2, probe, grads);
+    }
+    assert!(last > 110 && last > first.unwrap(), "{first:?} → {last} of 128");
+}

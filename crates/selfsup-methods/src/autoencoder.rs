@@ -88,6 +88,12 @@ fn patch_mask(like: &Tensor<4>, ratio: f64, patch: usize) -> Tensor<4> {
 }
 
 impl<E: Encoder, D: Decoder> Method for Autoencoder<E, D> {
+    type Encoder = E;
+
+    fn encoder(&self) -> &E {
+        &self.encoder
+    }
+
     fn forward(&self, batch: MultiViewBatch) -> SslOutput {
         batch.expect_views("Autoencoder", 1);
         let clean = batch.views[0].clone();

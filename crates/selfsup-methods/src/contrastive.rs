@@ -107,6 +107,12 @@ impl<E: Encoder> TwoViewMethod<E, VicRegLoss> {
 }
 
 impl<E: Encoder, L: PairLoss> Method for TwoViewMethod<E, L> {
+    type Encoder = E;
+
+    fn encoder(&self) -> &E {
+        &self.encoder
+    }
+
     fn forward(&self, batch: MultiViewBatch) -> SslOutput {
         batch.expect_views("TwoViewMethod", 2);
         let h0 = self.encoder.encode(batch.views[0].clone());

@@ -97,6 +97,12 @@ impl<E: Encoder> Dino<E> {
 }
 
 impl<E: Encoder> Method for Dino<E> {
+    type Encoder = E;
+
+    fn encoder(&self) -> &E {
+        &self.encoder
+    }
+
     fn forward(&self, batch: MultiViewBatch) -> SslOutput {
         let (h0, student, teacher) = self.outputs(&batch);
         let temperature = self.loss.teacher_temperature(self.epoch());

@@ -68,6 +68,12 @@ impl<E: Encoder> SupCon<E> {
 }
 
 impl<E: Encoder> Method for SupCon<E> {
+    type Encoder = E;
+
+    fn encoder(&self) -> &E {
+        &self.encoder
+    }
+
     fn forward(&self, batch: MultiViewBatch) -> SslOutput {
         batch.expect_views("SupCon", 1);
         let labels = batch.expect_labels("SupCon");
@@ -112,6 +118,12 @@ impl<E: Encoder> Triplet<E> {
 }
 
 impl<E: Encoder> Method for Triplet<E> {
+    type Encoder = E;
+
+    fn encoder(&self) -> &E {
+        &self.encoder
+    }
+
     fn forward(&self, batch: MultiViewBatch) -> SslOutput {
         let views_needed = if batch.labels.is_some() { 1 } else { 2 };
         batch.expect_views("Triplet", views_needed);

@@ -8,6 +8,12 @@ use burn::module::Module;
 /// [`train_forward`](Self::train_forward), back-propagates the loss, steps the optimizer and
 /// then calls [`after_optimizer_step`](Self::after_optimizer_step).
 pub trait Method: Module {
+    /// The backbone being pretrained.
+    type Encoder: selfsup_nn::Encoder;
+
+    /// The backbone, whose features are what pretraining is for (heads are discarded).
+    fn encoder(&self) -> &Self::Encoder;
+
     /// Loss and features for a batch, without changing any state (evaluation).
     fn forward(&self, batch: MultiViewBatch) -> SslOutput;
 

@@ -92,6 +92,12 @@ impl<E: Encoder> Byol<E> {
 }
 
 impl<E: Encoder> Method for Byol<E> {
+    type Encoder = E;
+
+    fn encoder(&self) -> &E {
+        &self.encoder
+    }
+
     fn forward(&self, batch: MultiViewBatch) -> SslOutput {
         batch.expect_views("Byol", 2);
         let h0 = self.encoder.encode(batch.views[0].clone());
@@ -164,6 +170,12 @@ impl<E: Encoder> SimSiam<E> {
 }
 
 impl<E: Encoder> Method for SimSiam<E> {
+    type Encoder = E;
+
+    fn encoder(&self) -> &E {
+        &self.encoder
+    }
+
     fn forward(&self, batch: MultiViewBatch) -> SslOutput {
         batch.expect_views("SimSiam", 2);
         let h0 = self.encoder.encode(batch.views[0].clone());
@@ -242,6 +254,12 @@ impl<E: Encoder> MocoV2<E> {
 }
 
 impl<E: Encoder> Method for MocoV2<E> {
+    type Encoder = E;
+
+    fn encoder(&self) -> &E {
+        &self.encoder
+    }
+
     fn forward(&self, batch: MultiViewBatch) -> SslOutput {
         let (h0, q, k) = self.queries_and_keys(&batch);
         let loss = self.loss.forward(q, k, self.queue.keys());
