@@ -7,7 +7,7 @@ use burn::module::Module;
 /// `SupervisedTraining` trains it unchanged; a hand-written loop calls
 /// [`train_forward`](Self::train_forward), back-propagates the loss, steps the optimizer and
 /// then calls [`after_optimizer_step`](Self::after_optimizer_step).
-pub trait Method: Module {
+pub trait Method: Module + burn::module::ModuleDisplay {
     /// The backbone being pretrained.
     type Encoder: selfsup_nn::Encoder;
 

@@ -1,0 +1,429 @@
+//! `selfsup pretrain`, `selfsup eval` and `selfsup embed`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use burn::tensor::Device;
+use clap::Args;
+use selfsup_augment::Pipeline;
+use selfsup_backend::Backend;
+use selfsup_eval::KnnConfig;
+use selfsup_methods::Method;
+
+use crate::UserError;
+use crate::checkpoint;
+use crate::config::RunConfig;
+use crate::report::{self, Summary};
+use crate::run::{self, Data, Job, PretrainJob, Pretraining};
+
+/// Flags of `selfsup pretrain`; each overrides the `--config` file, which overrides the defaults.
+#[derive(Args, Debug, Default)]
+pub struct PretrainArgs {
+    /// simclr, moco, byol, simsiam, barlow-twins, vicreg or dino [default: simclr]
+    #[arg(long)]
+    method: Option<String>,
+    /// convnet-s, resnet18 or mlp [default: convnet-s]
+    #[arg(long)]
+    encoder: Option<String>,
+    /// fashion-mnist-10k (embedded), fashion-mnist, mnist, digits, or a folder of IDX files
+    #[arg(long)]
+    dataset: Option<String>,
+    /// Use only the first N training images
+    #[arg(long, value_name = "N")]
+    limit: Option<usize>,
+    /// flex, ndarray, wgpu, vulkan, tch or cuda [default: $SELFSUP_BACKEND, else flex]
+    #[arg(long)]
+    backend: Option<String>,
+    /// Passes over the training images [default: 4]
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Images per step [default: 256]
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Adam learning rate [default: 0.002]
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Adam weight decay [default: 1e-6]
+    #[arg(long)]
+    weight_decay: Option<f64>,
+    /// Contrastive temperature [default: 0.5]
+    #[arg(long)]
+    temperature: Option<f64>,
+    /// Seed of initialisation, shuffling and augmentations [default: 0]
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Also checkpoint every N steps (0: at the end of each epoch only) [default: 0]
+    #[arg(long, value_name = "N")]
+    checkpoint_every: Option<usize>,
+    /// Epochs of the final linear probe [default: 30]
+    #[arg(long)]
+    probe_epochs: Option<usize>,
+    /// TOML file with any of the settings above (snake_case keys) and `views`
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Run directory [default: runs/<method>-<dataset>, numbered if taken]
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Continue the run in --out from its last checkpoint
+    #[arg(long)]
+    resume: bool,
+}
+
+impl PretrainArgs {
+    /// The flags that were given, as (name, applies-to-config) pairs.
+    fn apply(&self, config: &mut RunConfig) -> Vec<&'static str> {
+        let mut given = Vec::new();
+        macro_rules! set {
+            ($field:ident, $name:literal) => {
+                if let Some(value) = &self.$field {
+                    config.$field = value.clone();
+                    given.push($name);
+                }
+            };
+        }
+        set!(method, "method");
+        set!(encoder, "encoder");
+        set!(dataset, "dataset");
+        set!(backend, "backend");
+        set!(epochs, "epochs");
+        set!(batch, "batch");
+        set!(lr, "lr");
+        set!(weight_decay, "weight-decay");
+        set!(temperature, "temperature");
+        set!(seed, "seed");
+        set!(checkpoint_every, "checkpoint-every");
+        set!(probe_epochs, "probe-epochs");
+        if let Some(limit) = self.limit {
+            config.limit = Some(limit);
+            given.push("limit");
+        }
+        given
+    }
+}
+
+fn backend_device(name: &str) -> Result<(Backend, Device), UserError> {
+    let backend = name
+        .parse::<Backend>()
+        .and_then(Backend::ensure_compiled)
+        .map_err(|e| UserError(e.to_string()))?;
+    Ok((backend, selfsup_backend::device(backend)))
+}
+
+/// Reads a run directory's config.
+fn run_config(dir: &Path) -> Result<RunConfig, UserError> {
+    let path = dir.join("config.toml");
+    if !path.is_file() {
+        return Err(UserError(format!(
+            "{} is not a selfsup run directory (no config.toml)",
+            dir.display()
+        )));
+    }
+    RunConfig::load(&path)
+}
+
+/// `selfsup pretrain`.
+pub fn pretrain(args: PretrainArgs) -> Result<ExitCode, UserError> {
+    let started = Instant::now();
+    let (config, dir) = if args.resume {
+        let dir = args.out.clone().ok_or_else(|| {
+            UserError("--resume needs --out DIR naming the run to continue".into())
+        })?;
+        let mut config = run_config(&dir)?;
+        let saved = config.clone();
+        let given = args.apply(&mut config);
+        let kept = |name: &&&str| !["epochs", "backend"].contains(*name);
+        if let Some(changed) = given
+            .iter()
+            .filter(kept)
+            .find(|name| config_field_differs(&saved, &config, name))
+        {
+            return Err(UserError(format!(
+                "--{changed} differs from the run in {}; a resumed run keeps its settings \
+                 (only --epochs and --backend may change); start a new run with another --out",
+                dir.display()
+            )));
+        }
+        if args.config.is_some() {
+            return Err(UserError(
+                "--config cannot be combined with --resume; the run keeps its config.toml".into(),
+            ));
+        }
+        (config, dir)
+    } else {
+        let mut config = match &args.config {
+            Some(path) => RunConfig::load(path)?,
+            None => RunConfig::default(),
+        };
+        if args.backend.is_none() && args.config.is_none() {
+            config.backend = Backend::from_env()
+                .map_err(|e| UserError(e.to_string()))?
+                .to_string();
+        }
+        args.apply(&mut config);
+        let dir = run::run_dir(args.out.clone(), &config);
+        if dir.join("config.toml").exists() {
+            return Err(UserError(format!(
+                "{} already holds a run; continue it with --resume, or choose another --out",
+                dir.display()
+            )));
+        }
+        (config, dir)
+    };
+    config.validate()?;
+    let (backend, device) = backend_device(&config.backend)?;
+    let data = Data::load(&config)?;
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| UserError(format!("cannot create {}: {e}", dir.display())))?;
+    checkpoint::write_atomic(&dir.join("config.toml"), config.to_toml().as_bytes())?;
+    eprintln!(
+        "pretraining {} + {} on {} ({} images, {} steps per epoch) with {backend}; run directory {}",
+        config.method,
+        config.encoder,
+        config.dataset,
+        data.split.train.len(),
+        data.steps_per_epoch(&config),
+        dir.display()
+    );
+    let autodiff = device.clone().autodiff();
+    let job = PretrainJob {
+        config: &config,
+        data: &data,
+        dir: &dir,
+        resume: args.resume,
+        device: &device,
+    };
+    let trained = run::with_networks(&config, &data, &autodiff, job)?;
+    eprintln!("evaluating: linear probe ({} epochs) and raw-pixel kNN", config.probe_epochs);
+    let knn = KnnConfig::new().with_k(config.knn_k);
+    let feature_dim = trained.z_test.dims()[1];
+    let linear_acc = report::linear(
+        &config,
+        &data,
+        trained.z_train.clone(),
+        trained.z_test.clone(),
+        &device,
+    );
+    let raw_knn_acc = report::raw_knn(&data.split, &knn, data.classes, &device);
+    let summary = Summary {
+        knn_acc: trained.last.knn_acc,
+        linear_acc,
+        raw_knn_acc,
+        rankme: trained.last.rankme,
+        alignment: trained.last.alignment,
+        uniformity: trained.last.uniformity,
+        relative_std: trained.last.relative_std,
+        collapsed: trained.last.collapsed,
+        online_probe_acc: trained.online_probe_acc,
+        images_per_s: trained.images_per_s,
+        backend: backend.to_string(),
+        method: config.method.clone(),
+        encoder: config.encoder.clone(),
+        dataset: config.dataset.clone(),
+        train_images: data.split.train.len(),
+        test_images: data.split.test.len(),
+        epochs: config.epochs,
+        steps: trained.step_losses.len(),
+        feature_dim,
+        wall_s: started.elapsed().as_secs_f64(),
+    };
+    let pictures = report::write(
+        &dir,
+        &summary,
+        &trained.step_losses,
+        data.steps_per_epoch(&config),
+        trained.z_test,
+        &data.split.test.labels,
+    )?;
+    println!("{}", report::table(&summary, &trained.last));
+    println!("  run directory: {}", dir.display());
+    println!("    summary.json, metrics.csv (per epoch), steps.csv (per step), config.toml, checkpoints/");
+    for picture in pictures {
+        println!("    {}", picture.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn config_field_differs(saved: &RunConfig, now: &RunConfig, flag: &str) -> bool {
+    match flag {
+        "method" => saved.method != now.method,
+        "encoder" => saved.encoder != now.encoder,
+        "dataset" => saved.dataset != now.dataset,
+        "limit" => saved.limit != now.limit,
+        "batch" => saved.batch != now.batch,
+        "lr" => saved.lr != now.lr,
+        "weight-decay" => saved.weight_decay != now.weight_decay,
+        "temperature" => saved.temperature != now.temperature,
+        "seed" => saved.seed != now.seed,
+        "checkpoint-every" => saved.checkpoint_every != now.checkpoint_every,
+        "probe-epochs" => saved.probe_epochs != now.probe_epochs,
+        _ => false,
+    }
+}
+
+/// Flags of `selfsup eval`.
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// Run directory written by `selfsup pretrain`
+    run: PathBuf,
+    /// Backend to evaluate on [default: the run's]
+    #[arg(long)]
+    backend: Option<String>,
+    /// What to measure: any of knn, linear, label-free, raw (comma-separated)
+    #[arg(long, default_value = "knn,linear,label-free,raw")]
+    metrics: String,
+}
+
+struct Loaded<'a> {
+    checkpoint: PathBuf,
+    data: &'a Data,
+    config: &'a RunConfig,
+    device: &'a Device,
+    what: Vec<String>,
+}
+
+impl Job for Loaded<'_> {
+    type Output = ();
+
+    fn run<M: Method>(self, model: Pretraining<M>, pipelines: Vec<Pipeline>) -> Result<(), UserError> {
+        let model = checkpoint::load_model(&self.checkpoint, model)?;
+        let encoder = model.method.encoder();
+        let knn = KnnConfig::new().with_k(self.config.knn_k);
+        let wants = |m: &str| self.what.iter().any(|w| w == m);
+        let (measured, z_train, z_test) =
+            run::measure(encoder, self.data, &pipelines, &knn, self.config.seed, self.device);
+        if wants("knn") {
+            println!("knn_acc      {:.4}", measured.knn_acc);
+        }
+        if wants("linear") {
+            let acc = report::linear(self.config, self.data, z_train, z_test, self.device);
+            println!("linear_acc   {acc:.4}");
+        }
+        if wants("raw") {
+            let raw = report::raw_knn(&self.data.split, &knn, self.data.classes, self.device);
+            println!("raw_knn_acc  {raw:.4}");
+        }
+        if wants("label-free") {
+            println!("rankme       {:.2}", measured.rankme);
+            println!("alignment    {:.4}", measured.alignment);
+            println!("uniformity   {:.4}", measured.uniformity);
+            println!("relative_std {:.4}", measured.relative_std);
+            println!("collapsed    {}", measured.collapsed);
+        }
+        Ok(())
+    }
+}
+
+fn open_run(run: &Path, backend: Option<&str>) -> Result<(RunConfig, PathBuf, Data, Device), UserError> {
+    let mut config = run_config(run)?;
+    if let Some(backend) = backend {
+        config.backend = backend.to_string();
+    }
+    let found = checkpoint::latest(run)?.ok_or_else(|| {
+        UserError(format!(
+            "{} has no checkpoint yet; it is written at the end of each epoch",
+            run.display()
+        ))
+    })?;
+    let (_, device) = backend_device(&config.backend)?;
+    let data = Data::load(&config)?;
+    Ok((config, found, data, device))
+}
+
+/// `selfsup eval`.
+pub fn eval(args: EvalArgs) -> Result<ExitCode, UserError> {
+    const KNOWN: [&str; 4] = ["knn", "linear", "label-free", "raw"];
+    let what: Vec<String> = args.metrics.split(',').map(|s| s.trim().to_string()).collect();
+    if let Some(bad) = what.iter().find(|w| !KNOWN.contains(&w.as_str())) {
+        return Err(UserError(format!(
+            "unknown metric '{bad}' in --metrics; choose from {}",
+            KNOWN.join(", ")
+        )));
+    }
+    let (config, checkpoint, data, device) = open_run(&args.run, args.backend.as_deref())?;
+    println!("checkpoint   {}", checkpoint.display());
+    let job = Loaded {
+        checkpoint,
+        data: &data,
+        config: &config,
+        device: &device,
+        what,
+    };
+    run::with_networks(&config, &data, &device, job)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Flags of `selfsup embed`.
+#[derive(Args, Debug)]
+pub struct EmbedArgs {
+    /// Run directory written by `selfsup pretrain`
+    run: PathBuf,
+    /// Which images: train or test
+    #[arg(long, default_value = "test")]
+    split: String,
+    /// Output file; labels go next to it as <name>.labels.npy
+    #[arg(long, value_name = "FILE.npy")]
+    out: PathBuf,
+    /// Backend [default: the run's]
+    #[arg(long)]
+    backend: Option<String>,
+}
+
+struct Embed<'a> {
+    checkpoint: PathBuf,
+    data: &'a Data,
+    device: &'a Device,
+    train: bool,
+    out: &'a Path,
+}
+
+impl Job for Embed<'_> {
+    type Output = ();
+
+    fn run<M: Method>(self, model: Pretraining<M>, _: Vec<Pipeline>) -> Result<(), UserError> {
+        let model = checkpoint::load_model(&self.checkpoint, model)?;
+        let set = if self.train {
+            &self.data.split.train
+        } else {
+            &self.data.split.test
+        };
+        let z = run::embed(model.method.encoder(), set, self.device);
+        let [n, d] = z.dims();
+        let values = z
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .expect("features convert to f32");
+        crate::npy::write_f32(self.out, &values, n, d)?;
+        let labels: Vec<i64> = set.labels.iter().map(|&l| l as i64).collect();
+        let stem = self.out.with_extension("");
+        let labels_path = PathBuf::from(format!("{}.labels.npy", stem.display()));
+        crate::npy::write_i64(&labels_path, &labels)?;
+        println!("{n} embeddings of dimension {d} → {}", self.out.display());
+        println!("labels → {}", labels_path.display());
+        Ok(())
+    }
+}
+
+/// `selfsup embed`.
+pub fn embed(args: EmbedArgs) -> Result<ExitCode, UserError> {
+    let train = match args.split.as_str() {
+        "train" => true,
+        "test" => false,
+        other => {
+            return Err(UserError(format!(
+                "--split must be train or test, got '{other}'"
+            )));
+        }
+    };
+    let (config, checkpoint, data, device) = open_run(&args.run, args.backend.as_deref())?;
+    let job = Embed {
+        checkpoint,
+        data: &data,
+        device: &device,
+        train,
+        out: &args.out,
+    };
+    run::with_networks(&config, &data, &device, job)?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,546 @@
+//! Building a run's networks from its config, and the training loop of `selfsup pretrain`.
+
+use std::fs;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::tensor::{Device, Int, Tensor};
+use selfsup_augment::{Pipeline, Rng, image_batch, views};
+use selfsup_data::{ImageSet, Split};
+use selfsup_eval::{KnnConfig, OnlineProbe, alignment, collapse, knn_accuracy, rank_me, uniformity};
+use selfsup_losses::DinoLossConfig;
+use selfsup_methods::{
+    BarlowTwins, Byol, Dino, Method, MocoV2, MultiViewBatch, SimClr, SimSiam, VicReg,
+};
+use selfsup_nn::{ConvNetSConfig, DinoHeadConfig, Encoder, MlpEncoderConfig, ResNet18Config};
+
+use crate::UserError;
+use crate::checkpoint::{self, Progress};
+use crate::config::RunConfig;
+
+/// The dataset of a run, with the training part limited as asked.
+pub struct Data {
+    /// Train (limited) and test images.
+    pub split: Split,
+    /// Number of classes.
+    pub classes: usize,
+}
+
+impl Data {
+    /// Loads `config.dataset` and applies `config.limit`.
+    pub fn load(config: &RunConfig) -> Result<Data, UserError> {
+        let mut split =
+            selfsup_data::sources::load(&config.dataset).map_err(|e| UserError(e.to_string()))?;
+        if let Some(limit) = config.limit {
+            split.train = split.train.take(limit);
+        }
+        let classes = split.classes();
+        if split.train.len() < config.batch {
+            return Err(UserError(format!(
+                "--batch {} is larger than the {} training images; lower --batch or raise --limit",
+                config.batch,
+                split.train.len()
+            )));
+        }
+        if split.test.len() < 2 || classes < 2 {
+            return Err(UserError(format!(
+                "dataset '{}' needs at least 2 test images and 2 classes to evaluate, has {} and {}",
+                config.dataset,
+                split.test.len(),
+                classes
+            )));
+        }
+        Ok(Data { split, classes })
+    }
+
+    /// Steps per epoch (the last partial batch is dropped).
+    pub fn steps_per_epoch(&self, config: &RunConfig) -> usize {
+        self.split.train.len() / config.batch
+    }
+}
+
+/// A method and the online probe on its encoder's features, trained together by one optimizer
+/// (the probe sees detached features) and saved in one checkpoint.
+#[derive(Module, Debug)]
+pub struct Pretraining<M: Module> {
+    /// The SSL method.
+    pub method: M,
+    /// Linear classifier on the encoder's features.
+    pub probe: OnlineProbe,
+}
+
+/// Something to do with a run's freshly built networks.
+pub trait Job {
+    /// What the job returns.
+    type Output;
+    /// Runs with the method built from the config.
+    fn run<M: Method>(self, model: Pretraining<M>, pipelines: Vec<Pipeline>) -> Result<Self::Output, UserError>;
+}
+
+/// Builds the networks `config` names on `device` (seeded) and hands them to `job`.
+pub fn with_networks<J: Job>(
+    config: &RunConfig,
+    data: &Data,
+    device: &Device,
+    job: J,
+) -> Result<J::Output, UserError> {
+    device.seed(config.seed);
+    let train = &data.split.train;
+    let channels = train.channels;
+    match config.encoder.as_str() {
+        "convnet-s" => with_method(
+            config,
+            data,
+            ConvNetSConfig::new().with_input_channels(channels).init(device),
+            device,
+            job,
+        ),
+        "resnet18" => with_method(
+            config,
+            data,
+            ResNet18Config::new().with_input_channels(channels).init(device),
+            device,
+            job,
+        ),
+        "mlp" => with_method(
+            config,
+            data,
+            MlpEncoderConfig::new(train.image_size()).init(device),
+            device,
+            job,
+        ),
+        other => Err(UserError(format!("unknown encoder '{other}'"))),
+    }
+}
+
+fn with_method<E: Encoder, J: Job>(
+    config: &RunConfig,
+    data: &Data,
+    encoder: E,
+    device: &Device,
+    job: J,
+) -> Result<J::Output, UserError> {
+    let probe = OnlineProbe::new(encoder.output_dim(), data.classes, device);
+    let steps_per_epoch = data.steps_per_epoch(config);
+    let total_steps = steps_per_epoch * config.epochs;
+    let (hidden, projection) = (config.hidden_dim, config.projection_dim);
+    let pipelines = config.pipelines(data.split.train.height, data.split.train.channels);
+    let method = config.method.as_str();
+    macro_rules! go {
+        ($method:expr) => {
+            job.run(
+                Pretraining {
+                    method: $method,
+                    probe,
+                },
+                pipelines,
+            )
+        };
+    }
+    match method {
+        "simclr" => go!(SimClr::simclr(
+            encoder,
+            hidden,
+            projection,
+            config.temperature,
+            device
+        )),
+        "moco" => go!(MocoV2::new(
+            encoder,
+            hidden,
+            projection,
+            4096,
+            config.temperature,
+            0.99,
+            device
+        )),
+        "byol" => go!(Byol::new(encoder, hidden, projection, 0.99, total_steps, device)),
+        "simsiam" => go!(SimSiam::new(encoder, projection, hidden, device)),
+        "barlow-twins" => go!(BarlowTwins::barlow_twins(
+            encoder, hidden, projection, 5e-3, device
+        )),
+        "vicreg" => go!(VicReg::vicreg(encoder, hidden, projection, device)),
+        "dino" => {
+            let output_dim = 1024;
+            let head = DinoHeadConfig::new(encoder.output_dim())
+                .with_hidden_dim(hidden)
+                .with_bottleneck_dim(projection)
+                .with_output_dim(output_dim);
+            let loss = DinoLossConfig::new(output_dim)
+                .with_warmup_teacher_temp_epochs(config.epochs.min(30).div_ceil(3));
+            go!(Dino::new(
+                encoder,
+                head,
+                loss,
+                0.996,
+                total_steps,
+                steps_per_epoch,
+                device
+            ))
+        }
+        other => Err(UserError(format!("unknown method '{other}'"))),
+    }
+}
+
+/// Embeds every image of `set` with `encoder` (in inference mode), 512 at a time.
+pub fn embed<E: Encoder>(encoder: &E, set: &ImageSet, device: &Device) -> Tensor<2> {
+    let encoder = encoder.valid();
+    let indices: Vec<usize> = (0..set.len()).collect();
+    let parts: Vec<Tensor<2>> = indices
+        .chunks(512)
+        .map(|chunk| encoder.encode(image_batch(set, chunk, device).0))
+        .collect();
+    Tensor::cat(parts, 0)
+}
+
+/// All labels of `set` as a tensor.
+pub fn labels(set: &ImageSet, device: &Device) -> Tensor<1, Int> {
+    let indices: Vec<usize> = (0..set.len()).collect();
+    image_batch(set, &indices, device).1
+}
+
+/// The label-free and kNN measurements of an encoder, taken after every epoch.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Measurements {
+    /// Weighted kNN accuracy of the test features against the training features.
+    pub knn_acc: f64,
+    /// Effective rank of the test features.
+    pub rankme: f64,
+    /// Alignment of two augmented views of test images.
+    pub alignment: f64,
+    /// Uniformity of the test features.
+    pub uniformity: f64,
+    /// Per-dimension spread of the normalised test features × √D (≈ 1 healthy, 0 collapsed).
+    pub relative_std: f64,
+    /// The collapse alarm.
+    pub collapsed: bool,
+}
+
+/// Measures an encoder; `test`/`train` embeddings are returned for reuse.
+pub fn measure<E: Encoder>(
+    encoder: &E,
+    data: &Data,
+    pipelines: &[Pipeline],
+    knn: &KnnConfig,
+    seed: u64,
+    device: &Device,
+) -> (Measurements, Tensor<2>, Tensor<2>) {
+    let (train, test) = (&data.split.train, &data.split.test);
+    let z_train = embed(encoder, train, device);
+    let z_test = embed(encoder, test, device);
+    let knn_acc = knn_accuracy(
+        knn,
+        z_train.clone(),
+        labels(train, device),
+        z_test.clone(),
+        labels(test, device),
+        data.classes,
+    );
+    // Two views of (up to) 1,024 test images, always drawn the same way.
+    let sample: Vec<usize> = (0..test.len().min(1024)).collect();
+    let images = image_batch(test, &sample, device).0;
+    let mut rng = Rng::stream(seed, u64::MAX);
+    let pair = views(&pipelines[..2.min(pipelines.len())], images, &mut rng);
+    let encoder = encoder.valid();
+    let z_a = encoder.encode(pair[0].clone());
+    let z_b = encoder.encode(pair[pair.len() - 1].clone());
+    let spread = collapse(z_test.clone());
+    let measurements = Measurements {
+        knn_acc,
+        rankme: rank_me(z_test.clone()),
+        alignment: alignment(z_a, z_b),
+        uniformity: uniformity(z_test.clone()),
+        relative_std: spread.relative_std,
+        collapsed: spread.collapsed,
+    };
+    (measurements, z_train, z_test)
+}
+
+/// Paths and options of a pretraining run.
+pub struct PretrainJob<'a> {
+    /// The resolved settings.
+    pub config: &'a RunConfig,
+    /// The dataset.
+    pub data: &'a Data,
+    /// The run directory.
+    pub dir: &'a Path,
+    /// Continue from the latest checkpoint.
+    pub resume: bool,
+    /// Plain device for evaluation; the networks were built on its autodiff twin.
+    pub device: &'a Device,
+}
+
+/// What a finished training loop hands to the report.
+pub struct TrainedAny {
+    /// Loss of every step.
+    pub step_losses: Vec<f64>,
+    /// The last epoch's measurements.
+    pub last: Measurements,
+    /// Online probe accuracy over the last epoch.
+    pub online_probe_acc: f64,
+    /// Training throughput.
+    pub images_per_s: f64,
+    /// Final train embeddings.
+    pub z_train: Tensor<2>,
+    /// Final test embeddings.
+    pub z_test: Tensor<2>,
+}
+
+const STEPS_HEADER: &str = "step,epoch,loss";
+const METRICS_HEADER: &str = "epoch,step,loss,online_probe_acc,knn_acc,rankme,alignment,uniformity,relative_std,collapsed,images_per_s";
+
+/// Keeps the first `keep` data rows of a CSV file (header kept), atomically.
+fn truncate_csv(path: &Path, header: &str, keep: usize) -> Result<Vec<String>, UserError> {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let rows: Vec<String> = text
+        .lines()
+        .skip(1)
+        .take(keep)
+        .map(str::to_string)
+        .collect();
+    let mut out = String::from(header);
+    out.push('\n');
+    for row in &rows {
+        out.push_str(row);
+        out.push('\n');
+    }
+    checkpoint::write_atomic(path, out.as_bytes())?;
+    Ok(rows)
+}
+
+fn append(path: &Path, line: &str) -> Result<(), UserError> {
+    let mut file = fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .map_err(|e| UserError(format!("{}: {e}", path.display())))?;
+    writeln!(file, "{line}").map_err(|e| UserError(format!("{}: {e}", path.display())))
+}
+
+/// Progress on stderr: one updating line on a terminal, a line every tenth of an epoch otherwise.
+struct ProgressLine {
+    terminal: bool,
+}
+
+impl ProgressLine {
+    fn show(&self, epoch: usize, epochs: usize, step: usize, steps: usize, loss: f64, images_per_s: f64, probe: f64) {
+        let width = 24;
+        let filled = width * step / steps.max(1);
+        let line = format!(
+            "epoch {epoch}/{epochs} [{}{}] {step}/{steps}  loss {loss:.4}  probe {:.1}%  {images_per_s:.0} img/s",
+            "#".repeat(filled),
+            ".".repeat(width - filled),
+            probe * 100.0
+        );
+        if self.terminal {
+            eprint!("\r{line}\x1b[K");
+            if step == steps {
+                eprintln!();
+            }
+        } else if step == steps || step % (steps / 10).max(1) == 0 {
+            eprintln!("{line}");
+        }
+    }
+}
+
+impl Job for PretrainJob<'_> {
+    type Output = TrainedAny;
+
+    fn run<M: Method>(self, model: Pretraining<M>, pipelines: Vec<Pipeline>) -> Result<TrainedAny, UserError> {
+        let PretrainJob {
+            config,
+            data,
+            dir,
+            resume,
+            device,
+        } = self;
+        let autodiff = device.clone().autodiff();
+        let mut model = model;
+        let mut optimizer: ModuleOptimizer = AdamConfig::new()
+            .with_epsilon(1e-8)
+            .with_weight_decay(Some(WeightDecayConfig::new(config.weight_decay as f32)))
+            .init();
+        let steps_path = dir.join("steps.csv");
+        let metrics_path = dir.join("metrics.csv");
+        let mut progress = Progress {
+            step: 0,
+            epoch: 0,
+            train_seconds: 0.0,
+        };
+        let mut step_losses = Vec::new();
+        match checkpoint::latest(dir)? {
+            Some(found) if resume => {
+                progress = checkpoint::progress(&found)?;
+                model = checkpoint::load_model(&found, model)?;
+                optimizer = checkpoint::load_optimizer(&found, optimizer)?;
+                step_losses = truncate_csv(&steps_path, STEPS_HEADER, progress.step)?
+                    .iter()
+                    .map(|row| row.rsplit(',').next().and_then(|v| v.parse().ok()).unwrap_or(f64::NAN))
+                    .collect();
+                truncate_csv(&metrics_path, METRICS_HEADER, progress.epoch)?;
+                eprintln!(
+                    "resuming {} from step {} (epoch {} of {})",
+                    dir.display(),
+                    progress.step,
+                    progress.epoch + 1,
+                    config.epochs
+                );
+            }
+            _ => {
+                truncate_csv(&steps_path, STEPS_HEADER, 0)?;
+                truncate_csv(&metrics_path, METRICS_HEADER, 0)?;
+            }
+        }
+        let knn = KnnConfig::new().with_k(config.knn_k);
+        let steps_per_epoch = data.steps_per_epoch(config);
+        let train = &data.split.train;
+        let line = ProgressLine {
+            terminal: std::io::stderr().is_terminal(),
+        };
+        let mut last = None;
+        let mut online_probe_acc = 0.0;
+        let mut z = None;
+        let mut epoch_start = progress.epoch;
+        while epoch_start < config.epochs {
+            let epoch = epoch_start;
+            let order = Rng::stream(config.seed, epoch as u64).permutation(train.len());
+            let first = progress.step - epoch * steps_per_epoch;
+            let (mut loss_sum, mut correct, mut seen) = (0.0, 0i64, 0usize);
+            let started = Instant::now();
+            let seconds_before = progress.train_seconds;
+            for step_in_epoch in first..steps_per_epoch {
+                let indices = &order[step_in_epoch * config.batch..][..config.batch];
+                let (images, labels) = image_batch(train, indices, &autodiff);
+                let mut rng = Rng::stream(config.seed ^ 0xA5A5_5A5A, progress.step as u64);
+                let batch = MultiViewBatch::new(views(&pipelines, images, &mut rng))
+                    .with_labels(labels.clone());
+                let output = model.method.train_forward(batch);
+                let probe = model.probe.forward(output.embeddings, labels);
+                let loss = output.loss.clone().into_scalar::<f64>();
+                if !loss.is_finite() {
+                    return Err(UserError(format!(
+                        "the loss became {loss} at step {}; lower --lr (now {}) or check the data",
+                        progress.step + 1,
+                        config.lr
+                    )));
+                }
+                correct += probe.correct.into_scalar::<i64>();
+                seen += config.batch;
+                let grads = (output.loss + probe.loss).backward();
+                let grads = GradientsParams::from_grads(grads, &model);
+                model = optimizer.step(config.lr, model, grads);
+                model = Pretraining {
+                    method: model.method.after_optimizer_step(),
+                    probe: model.probe,
+                };
+                progress.step += 1;
+                step_losses.push(loss);
+                loss_sum += loss;
+                append(&steps_path, &format!("{},{},{loss}", progress.step, epoch + 1))?;
+                let elapsed = started.elapsed().as_secs_f64();
+                line.show(
+                    epoch + 1,
+                    config.epochs,
+                    step_in_epoch + 1,
+                    steps_per_epoch,
+                    loss_sum / (step_in_epoch + 1 - first) as f64,
+                    seen as f64 / elapsed.max(1e-9),
+                    correct as f64 / seen as f64,
+                );
+                let at_epoch_end = step_in_epoch + 1 == steps_per_epoch;
+                if config.checkpoint_every > 0
+                    && progress.step % config.checkpoint_every == 0
+                    && !at_epoch_end
+                {
+                    progress.train_seconds = seconds_before + started.elapsed().as_secs_f64();
+                    checkpoint::save(dir, &model, &optimizer, &progress)?;
+                }
+            }
+            let epoch_seconds = started.elapsed().as_secs_f64();
+            progress.train_seconds = seconds_before + epoch_seconds;
+            progress.epoch = epoch + 1;
+            let images_per_s = seen as f64 / epoch_seconds.max(1e-9);
+            online_probe_acc = correct as f64 / seen.max(1) as f64;
+            let (measured, z_train, z_test) = measure(
+                model.method.encoder(),
+                data,
+                &pipelines,
+                &knn,
+                config.seed,
+                device,
+            );
+            append(
+                &metrics_path,
+                &format!(
+                    "{},{},{},{},{},{},{},{},{},{},{}",
+                    epoch + 1,
+                    progress.step,
+                    loss_sum / (steps_per_epoch - first).max(1) as f64,
+                    online_probe_acc,
+                    measured.knn_acc,
+                    measured.rankme,
+                    measured.alignment,
+                    measured.uniformity,
+                    measured.relative_std,
+                    measured.collapsed,
+                    images_per_s
+                ),
+            )?;
+            eprintln!(
+                "epoch {}/{}: kNN {:.1}%  RankMe {:.1}  alignment {:.3}  uniformity {:.3}  std×√D {:.2}{}",
+                epoch + 1,
+                config.epochs,
+                measured.knn_acc * 100.0,
+                measured.rankme,
+                measured.alignment,
+                measured.uniformity,
+                measured.relative_std,
+                if measured.collapsed { "  COLLAPSED" } else { "" }
+            );
+            checkpoint::save(dir, &model, &optimizer, &progress)?;
+            last = Some(measured);
+            z = Some((z_train, z_test));
+            epoch_start += 1;
+        }
+        let (last, (z_train, z_test)) = match (last, z) {
+            (Some(last), Some(z)) => (last, z),
+            _ => {
+                // Resumed a finished run: measure the final encoder again.
+                let (measured, z_train, z_test) =
+                    measure(model.method.encoder(), data, &pipelines, &knn, config.seed, device);
+                (measured, (z_train, z_test))
+            }
+        };
+        let images = (progress.step * config.batch) as f64;
+        Ok(TrainedAny {
+            step_losses,
+            last,
+            online_probe_acc,
+            images_per_s: images / progress.train_seconds.max(1e-9),
+            z_train,
+            z_test,
+        })
+    }
+}
+
+/// Picks the run directory: `out` when given, else the first free `runs/<method>-<dataset>[-k]`.
+pub fn run_dir(out: Option<PathBuf>, config: &RunConfig) -> PathBuf {
+    if let Some(out) = out {
+        return out;
+    }
+    let dataset = Path::new(&config.dataset)
+        .file_name()
+        .map_or_else(|| "data".into(), |n| n.to_string_lossy().into_owned());
+    let base = PathBuf::from("runs").join(format!("{}-{dataset}", config.method));
+    if !base.exists() {
+        return base;
+    }
+    (2..)
+        .map(|k| PathBuf::from(format!("{}-{k}", base.display())))
+        .find(|p| !p.exists())
+        .expect("some suffix is free")
+}
