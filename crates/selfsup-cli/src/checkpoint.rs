@@ -82,7 +82,10 @@ pub fn save<M: Module>(
     }
     fs::rename(&tmp, &done).map_err(|e| io_error(&done, e))?;
     write_atomic(&root.join(LATEST), name.as_bytes())?;
-    for entry in fs::read_dir(&root).map_err(|e| io_error(&root, e))?.flatten() {
+    for entry in fs::read_dir(&root)
+        .map_err(|e| io_error(&root, e))?
+        .flatten()
+    {
         let file_name = entry.file_name();
         let file_name = file_name.to_string_lossy();
         if file_name.starts_with("step-") && file_name != name {
@@ -134,5 +137,7 @@ pub fn load_optimizer(
     optimizer: ModuleOptimizer,
 ) -> Result<ModuleOptimizer, UserError> {
     let path = checkpoint.join(OPTIMIZER);
-    optimizer.load(&path).map_err(|e| io_error(&path, format!("{e:?}")))
+    optimizer
+        .load(&path)
+        .map_err(|e| io_error(&path, format!("{e:?}")))
 }

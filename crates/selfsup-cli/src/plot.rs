@@ -76,15 +76,32 @@ impl Canvas {
         for (row, bits) in DIGITS[d % 10].iter().enumerate() {
             for col in 0..3 {
                 if bits & (4 >> col) != 0 {
-                    self.rect(x + col * scale, y + row as i64 * scale, scale, scale, colour);
+                    self.rect(
+                        x + col * scale,
+                        y + row as i64 * scale,
+                        scale,
+                        scale,
+                        colour,
+                    );
                 }
             }
         }
     }
 
     fn number(&mut self, x: i64, y: i64, n: usize, scale: i64, colour: [u8; 3]) {
-        for (i, c) in n.to_string().bytes().enumerate() {
-            self.digit(x + i as i64 * 4 * scale, y, (c - b'0') as usize, scale, colour);
+        self.text(x, y, &n.to_string(), scale, colour);
+    }
+
+    /// Digits, '.' and '-' only.
+    fn text(&mut self, x: i64, y: i64, text: &str, scale: i64, colour: [u8; 3]) {
+        for (i, c) in text.bytes().enumerate() {
+            let x = x + i as i64 * 4 * scale;
+            match c {
+                b'0'..=b'9' => self.digit(x, y, (c - b'0') as usize, scale, colour),
+                b'.' => self.rect(x + scale, y + 4 * scale, scale, scale, colour),
+                b'-' => self.rect(x, y + 2 * scale, 3 * scale, scale, colour),
+                _ => {}
+            }
         }
     }
 
@@ -116,7 +133,9 @@ impl Canvas {
 fn range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     let (low, high) = values
         .filter(|v| v.is_finite())
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| (l.min(v), h.max(v)));
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| {
+            (l.min(v), h.max(v))
+        });
     if low.is_finite() && high > low {
         (low, high)
     } else {
@@ -140,6 +159,9 @@ pub fn loss_curve(path: &Path, losses: &[f64], steps_per_epoch: usize) -> Result
         canvas.rect(at, plot.3 + 1, 1, 8, [60, 60, 60]);
         canvas.number(at - 4, plot.3 + 14, epoch, 3, [60, 60, 60]);
     }
+    let grey = [60, 60, 60];
+    canvas.text(4, plot.1, &format!("{high:.2}"), 2, grey);
+    canvas.text(4, plot.3 - 10, &format!("{low:.2}"), 2, grey);
     for pair in losses.windows(2).enumerate() {
         let (i, w) = pair;
         canvas.line((x(i), y(w[0])), (x(i + 1), y(w[1])), [170, 200, 230]);
@@ -215,11 +237,24 @@ pub fn scatter(path: &Path, points: &[[f64; 2]], labels: &[u8]) -> Result<(), Us
     let (x_low, x_high) = range(points.iter().map(|p| p[0]));
     let (y_low, y_high) = range(points.iter().map(|p| p[1]));
     for (p, &label) in points.iter().zip(labels) {
-        let x = plot.0 as f64 + 4.0 + (plot.2 - plot.0 - 8) as f64 * (p[0] - x_low) / (x_high - x_low);
-        let y = plot.3 as f64 - 4.0 - (plot.3 - plot.1 - 8) as f64 * (p[1] - y_low) / (y_high - y_low);
-        canvas.rect(x as i64 - 1, y as i64 - 1, 3, 3, PALETTE[label as usize % 10]);
+        let x =
+            plot.0 as f64 + 4.0 + (plot.2 - plot.0 - 8) as f64 * (p[0] - x_low) / (x_high - x_low);
+        let y =
+            plot.3 as f64 - 4.0 - (plot.3 - plot.1 - 8) as f64 * (p[1] - y_low) / (y_high - y_low);
+        canvas.rect(
+            x as i64 - 1,
+            y as i64 - 1,
+            3,
+            3,
+            PALETTE[label as usize % 10],
+        );
     }
-    let classes = labels.iter().map(|&l| l as usize + 1).max().unwrap_or(0).min(10);
+    let classes = labels
+        .iter()
+        .map(|&l| l as usize + 1)
+        .max()
+        .unwrap_or(0)
+        .min(10);
     for class in 0..classes {
         let y = 30 + class as i64 * 24;
         canvas.rect(plot.2 + 15, y, 14, 14, PALETTE[class]);

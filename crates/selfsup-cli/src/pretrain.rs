@@ -194,7 +194,10 @@ pub fn pretrain(args: PretrainArgs) -> Result<ExitCode, UserError> {
         device: &device,
     };
     let trained = run::with_networks(&config, &data, &autodiff, job)?;
-    eprintln!("evaluating: linear probe ({} epochs) and raw-pixel kNN", config.probe_epochs);
+    eprintln!(
+        "evaluating: linear probe ({} epochs) and raw-pixel kNN",
+        config.probe_epochs
+    );
     let knn = KnnConfig::new().with_k(config.knn_k);
     let feature_dim = trained.z_test.dims()[1];
     let linear_acc = report::linear(
@@ -237,7 +240,9 @@ pub fn pretrain(args: PretrainArgs) -> Result<ExitCode, UserError> {
     )?;
     println!("{}", report::table(&summary, &trained.last));
     println!("  run directory: {}", dir.display());
-    println!("    summary.json, metrics.csv (per epoch), steps.csv (per step), config.toml, checkpoints/");
+    println!(
+        "    summary.json, metrics.csv (per epoch), steps.csv (per step), config.toml, checkpoints/"
+    );
     for picture in pictures {
         println!("    {}", picture.display());
     }
@@ -285,13 +290,23 @@ struct Loaded<'a> {
 impl Job for Loaded<'_> {
     type Output = ();
 
-    fn run<M: Method>(self, model: Pretraining<M>, pipelines: Vec<Pipeline>) -> Result<(), UserError> {
+    fn run<M: Method>(
+        self,
+        model: Pretraining<M>,
+        pipelines: Vec<Pipeline>,
+    ) -> Result<(), UserError> {
         let model = checkpoint::load_model(&self.checkpoint, model)?;
         let encoder = model.method.encoder();
         let knn = KnnConfig::new().with_k(self.config.knn_k);
         let wants = |m: &str| self.what.iter().any(|w| w == m);
-        let (measured, z_train, z_test) =
-            run::measure(encoder, self.data, &pipelines, &knn, self.config.seed, self.device);
+        let (measured, z_train, z_test) = run::measure(
+            encoder,
+            self.data,
+            &pipelines,
+            &knn,
+            self.config.seed,
+            self.device,
+        );
         if wants("knn") {
             println!("knn_acc      {:.4}", measured.knn_acc);
         }
@@ -314,7 +329,10 @@ impl Job for Loaded<'_> {
     }
 }
 
-fn open_run(run: &Path, backend: Option<&str>) -> Result<(RunConfig, PathBuf, Data, Device), UserError> {
+fn open_run(
+    run: &Path,
+    backend: Option<&str>,
+) -> Result<(RunConfig, PathBuf, Data, Device), UserError> {
     let mut config = run_config(run)?;
     if let Some(backend) = backend {
         config.backend = backend.to_string();
@@ -333,7 +351,11 @@ fn open_run(run: &Path, backend: Option<&str>) -> Result<(RunConfig, PathBuf, Da
 /// `selfsup eval`.
 pub fn eval(args: EvalArgs) -> Result<ExitCode, UserError> {
     const KNOWN: [&str; 4] = ["knn", "linear", "label-free", "raw"];
-    let what: Vec<String> = args.metrics.split(',').map(|s| s.trim().to_string()).collect();
+    let what: Vec<String> = args
+        .metrics
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .collect();
     if let Some(bad) = what.iter().find(|w| !KNOWN.contains(&w.as_str())) {
         return Err(UserError(format!(
             "unknown metric '{bad}' in --metrics; choose from {}",

@@ -60,7 +60,10 @@ pub struct Summary {
 /// Raw pixels as `[N, C·H·W]` features in `[0, 1]`.
 fn pixels(set: &ImageSet, device: &Device) -> Tensor<2> {
     let values: Vec<f32> = set.pixels.iter().map(|&p| p as f32 / 255.0).collect();
-    Tensor::from_data(TensorData::new(values, [set.len(), set.image_size()]), device)
+    Tensor::from_data(
+        TensorData::new(values, [set.len(), set.image_size()]),
+        device,
+    )
 }
 
 /// kNN on raw pixels of the same split (the baseline every SSL number is read against).
@@ -76,7 +79,13 @@ pub fn raw_knn(split: &Split, knn: &KnnConfig, classes: usize, device: &Device) 
 }
 
 /// Linear probe on frozen features with the run's settings.
-pub fn linear(config: &RunConfig, data: &Data, z_train: Tensor<2>, z_test: Tensor<2>, device: &Device) -> f64 {
+pub fn linear(
+    config: &RunConfig,
+    data: &Data,
+    z_train: Tensor<2>,
+    z_test: Tensor<2>,
+    device: &Device,
+) -> f64 {
     let probe = LinearProbeConfig::new()
         .with_epochs(config.probe_epochs)
         .with_seed(config.seed);

@@ -11,7 +11,9 @@ use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor};
 use selfsup_augment::{Pipeline, Rng, image_batch, views};
 use selfsup_data::{ImageSet, Split};
-use selfsup_eval::{KnnConfig, OnlineProbe, alignment, collapse, knn_accuracy, rank_me, uniformity};
+use selfsup_eval::{
+    KnnConfig, OnlineProbe, alignment, collapse, knn_accuracy, rank_me, uniformity,
+};
 use selfsup_losses::DinoLossConfig;
 use selfsup_methods::{
     BarlowTwins, Byol, Dino, Method, MocoV2, MultiViewBatch, SimClr, SimSiam, VicReg,
@@ -78,7 +80,11 @@ pub trait Job {
     /// What the job returns.
     type Output;
     /// Runs with the method built from the config.
-    fn run<M: Method>(self, model: Pretraining<M>, pipelines: Vec<Pipeline>) -> Result<Self::Output, UserError>;
+    fn run<M: Method>(
+        self,
+        model: Pretraining<M>,
+        pipelines: Vec<Pipeline>,
+    ) -> Result<Self::Output, UserError>;
 }
 
 /// Builds the networks `config` names on `device` (seeded) and hands them to `job`.
@@ -95,14 +101,18 @@ pub fn with_networks<J: Job>(
         "convnet-s" => with_method(
             config,
             data,
-            ConvNetSConfig::new().with_input_channels(channels).init(device),
+            ConvNetSConfig::new()
+                .with_input_channels(channels)
+                .init(device),
             device,
             job,
         ),
         "resnet18" => with_method(
             config,
             data,
-            ResNet18Config::new().with_input_channels(channels).init(device),
+            ResNet18Config::new()
+                .with_input_channels(channels)
+                .init(device),
             device,
             job,
         ),
@@ -158,7 +168,14 @@ fn with_method<E: Encoder, J: Job>(
             0.99,
             device
         )),
-        "byol" => go!(Byol::new(encoder, hidden, projection, 0.99, total_steps, device)),
+        "byol" => go!(Byol::new(
+            encoder,
+            hidden,
+            projection,
+            0.99,
+            total_steps,
+            device
+        )),
         "simsiam" => go!(SimSiam::new(encoder, projection, hidden, device)),
         "barlow-twins" => go!(BarlowTwins::barlow_twins(
             encoder, hidden, projection, 5e-3, device
@@ -327,7 +344,16 @@ struct ProgressLine {
 }
 
 impl ProgressLine {
-    fn show(&self, epoch: usize, epochs: usize, step: usize, steps: usize, loss: f64, images_per_s: f64, probe: f64) {
+    fn show(
+        &self,
+        epoch: usize,
+        epochs: usize,
+        step: usize,
+        steps: usize,
+        loss: f64,
+        images_per_s: f64,
+        probe: f64,
+    ) {
         let width = 24;
         let filled = width * step / steps.max(1);
         let line = format!(
@@ -350,7 +376,11 @@ impl ProgressLine {
 impl Job for PretrainJob<'_> {
     type Output = TrainedAny;
 
-    fn run<M: Method>(self, model: Pretraining<M>, pipelines: Vec<Pipeline>) -> Result<TrainedAny, UserError> {
+    fn run<M: Method>(
+        self,
+        model: Pretraining<M>,
+        pipelines: Vec<Pipeline>,
+    ) -> Result<TrainedAny, UserError> {
         let PretrainJob {
             config,
             data,
@@ -379,7 +409,12 @@ impl Job for PretrainJob<'_> {
                 optimizer = checkpoint::load_optimizer(&found, optimizer)?;
                 step_losses = truncate_csv(&steps_path, STEPS_HEADER, progress.step)?
                     .iter()
-                    .map(|row| row.rsplit(',').next().and_then(|v| v.parse().ok()).unwrap_or(f64::NAN))
+                    .map(|row| {
+                        row.rsplit(',')
+                            .next()
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or(f64::NAN)
+                    })
                     .collect();
                 truncate_csv(&metrics_path, METRICS_HEADER, progress.epoch)?;
                 eprintln!(
@@ -440,7 +475,10 @@ impl Job for PretrainJob<'_> {
                 progress.step += 1;
                 step_losses.push(loss);
                 loss_sum += loss;
-                append(&steps_path, &format!("{},{},{loss}", progress.step, epoch + 1))?;
+                append(
+                    &steps_path,
+                    &format!("{},{},{loss}", progress.step, epoch + 1),
+                )?;
                 let elapsed = started.elapsed().as_secs_f64();
                 line.show(
                     epoch + 1,
@@ -499,7 +537,11 @@ impl Job for PretrainJob<'_> {
                 measured.alignment,
                 measured.uniformity,
                 measured.relative_std,
-                if measured.collapsed { "  COLLAPSED" } else { "" }
+                if measured.collapsed {
+                    "  COLLAPSED"
+                } else {
+                    ""
+                }
             );
             checkpoint::save(dir, &model, &optimizer, &progress)?;
             last = Some(measured);
@@ -510,8 +552,14 @@ impl Job for PretrainJob<'_> {
             (Some(last), Some(z)) => (last, z),
             _ => {
                 // Resumed a finished run: measure the final encoder again.
-                let (measured, z_train, z_test) =
-                    measure(model.method.encoder(), data, &pipelines, &knn, config.seed, device);
+                let (measured, z_train, z_test) = measure(
+                    model.method.encoder(),
+                    data,
+                    &pipelines,
+                    &knn,
+                    config.seed,
+                    device,
+                );
                 (measured, (z_train, z_test))
             }
         };

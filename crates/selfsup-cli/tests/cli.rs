@@ -80,3 +80,281 @@ fn golden_checks_the_shipped_file_on_the_default_backend() {
         "{stdout}"
     );
 }
+
+/// A fresh, empty temporary folder for one test.
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("selfsup-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The backend the xtask asked for (flex when run by hand).
+fn backend() -> String {
+    std::env::var("SELFSUP_BACKEND").unwrap_or_else(|_| "flex".into())
+}
+
+/// A small pretraining run on the embedded digits (8×8): seconds, not minutes. ConvNet-S on
+/// flex; the MLP elsewhere, since ndarray's convolutions take minutes for the same run.
+fn tiny_run(dir: &std::path::Path, extra: &[&str]) -> Output {
+    let backend = backend();
+    let encoder = if backend == "flex" {
+        "convnet-s"
+    } else {
+        "mlp"
+    };
+    let mut args = vec![
+        "pretrain",
+        "--encoder",
+        encoder,
+        "--dataset",
+        "digits",
+        "--batch",
+        "64",
+        "--epochs",
+        "2",
+        "--probe-epochs",
+        "2",
+        "--backend",
+        &backend,
+        "--out",
+        dir.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    selfsup(&args)
+}
+
+#[test]
+fn pretrain_writes_a_complete_run_and_eval_and_embed_read_it() {
+    let dir = scratch("run").join("digits");
+    let out = tiny_run(&dir, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("raw pixels") && stdout.contains("linear probe"),
+        "{stdout}"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    for key in [
+        "knn_acc",
+        "linear_acc",
+        "raw_knn_acc",
+        "rankme",
+        "images_per_s",
+        "wall_s",
+    ] {
+        let value = summary[key].as_f64().unwrap_or(f64::NAN);
+        assert!(value.is_finite() && value > 0.0, "{key} = {value}");
+    }
+    assert_eq!(summary["epochs"], 2);
+    assert_eq!(summary["steps"], 2 * (1200 / 64));
+    assert_eq!(summary["backend"], backend());
+    // Accuracies are fractions; raw-pixel kNN on digits is far above chance.
+    assert!(summary["raw_knn_acc"].as_f64().unwrap() > 0.9);
+    let metrics = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
+    assert_eq!(metrics.lines().count(), 3, "{metrics}");
+    let steps = std::fs::read_to_string(dir.join("steps.csv")).unwrap();
+    assert_eq!(steps.lines().count(), 1 + 2 * 18);
+    for png in ["loss.png", "pca.png"] {
+        let bytes = std::fs::read(dir.join(png)).unwrap();
+        assert_eq!(&bytes[1..4], b"PNG", "{png}");
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(dir.join("checkpoints"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        leftovers.len(),
+        2,
+        "one checkpoint and the pointer: {leftovers:?}"
+    );
+
+    let out = selfsup(&["eval", dir.to_str().unwrap(), "--metrics", "knn,raw"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let knn: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("knn_acc"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // The checkpoint is the final model: eval reproduces pretrain's kNN exactly.
+    assert!(
+        (knn - summary["knn_acc"].as_f64().unwrap()).abs() < 1e-4,
+        "{knn} vs {summary}"
+    );
+
+    let npy = dir.join("test.npy");
+    let out = selfsup(&[
+        "embed",
+        dir.to_str().unwrap(),
+        "--out",
+        npy.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bytes = std::fs::read(&npy).unwrap();
+    assert_eq!(&bytes[..6], b"\x93NUMPY");
+    let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    let header = std::str::from_utf8(&bytes[10..10 + header_len]).unwrap();
+    let dim = summary["feature_dim"].as_u64().unwrap() as usize;
+    assert!(
+        header.contains(&format!("'shape': (597, {dim})")),
+        "{header}"
+    );
+    assert_eq!((10 + header_len) % 64, 0);
+    assert_eq!(bytes.len(), 10 + header_len + 597 * dim * 4);
+    assert!(dir.join("test.labels.npy").is_file());
+    let _ = std::fs::remove_dir_all(dir.parent().unwrap());
+}
+
+#[test]
+fn a_killed_run_resumes_to_the_same_losses_as_an_uninterrupted_one() {
+    // Exactness is promised on flex (deterministic CPU kernels); other backends skip.
+    if backend() != "flex" {
+        return;
+    }
+    let root = scratch("resume");
+    let whole = root.join("whole");
+    let out = tiny_run(&whole, &["--checkpoint-every", "5"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want = std::fs::read_to_string(whole.join("steps.csv")).unwrap();
+
+    let killed = root.join("killed");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_selfsup"))
+        .args([
+            "pretrain",
+            "--encoder",
+            "convnet-s",
+            "--dataset",
+            "digits",
+            "--batch",
+            "64",
+            "--epochs",
+            "2",
+            "--probe-epochs",
+            "2",
+            "--backend",
+            "flex",
+            "--checkpoint-every",
+            "5",
+            "--out",
+        ])
+        .arg(&killed)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill (SIGKILL) mid-epoch 2, after the step-20 checkpoint and before the epoch ends.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    loop {
+        let rows = std::fs::read_to_string(killed.join("steps.csv"))
+            .map(|t| t.lines().count().saturating_sub(1))
+            .unwrap_or(0);
+        if rows >= 22 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run made no progress"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let partial = std::fs::read_to_string(killed.join("steps.csv")).unwrap();
+    assert!(
+        partial.lines().count() - 1 < 36,
+        "killed too late to test anything"
+    );
+
+    let out = selfsup(&["pretrain", "--resume", "--out", killed.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("resuming"));
+    let got = std::fs::read_to_string(killed.join("steps.csv")).unwrap();
+    assert_eq!(got, want, "per-step losses differ after resuming");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn pretrain_mistakes_are_one_line_errors() {
+    let root = scratch("mistakes");
+    assert_user_error(
+        &selfsup(&["pretrain", "--method", "simclrr"]),
+        "unknown method 'simclrr'",
+    );
+    assert_user_error(
+        &selfsup(&["pretrain", "--dataset", "digits", "--batch", "5000"]),
+        "--batch 5000 is larger than the 1200 training images",
+    );
+    assert_user_error(
+        &selfsup(&["pretrain", "--dataset", "/no/such/folder"]),
+        "neither a dataset name",
+    );
+    assert_user_error(
+        &selfsup(&["pretrain", "--resume"]),
+        "--resume needs --out DIR",
+    );
+    assert_user_error(
+        &selfsup(&["pretrain", "--lr", "0"]),
+        "--lr must be a positive number, got 0",
+    );
+    let config = root.join("bad.toml");
+    std::fs::write(&config, "epochs = 2\nlearning_rate = 0.1\n").unwrap();
+    assert_user_error(
+        &selfsup(&["pretrain", "--config", config.to_str().unwrap()]),
+        "learning_rate",
+    );
+    std::fs::write(
+        &config,
+        "[[views]]\nsteps = [{ op = \"horizontal_flip\", p = 2.0 }]\n",
+    )
+    .unwrap();
+    assert_user_error(
+        &selfsup(&["pretrain", "--config", config.to_str().unwrap()]),
+        "views[0]: horizontal_flip: p must be in [0, 1], got 2",
+    );
+    assert_user_error(
+        &selfsup(&["eval", root.to_str().unwrap()]),
+        "not a selfsup run directory",
+    );
+    assert_user_error(
+        &selfsup(&["data", "fetch", "cifar10"]),
+        "cannot fetch 'cifar10'",
+    );
+    // A run directory that exists is never overwritten.
+    let run = root.join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    std::fs::write(run.join("config.toml"), "method = \"simclr\"\n").unwrap();
+    assert_user_error(
+        &selfsup(&["pretrain", "--out", run.to_str().unwrap()]),
+        "already holds a run",
+    );
+    assert_eq!(
+        std::fs::read_to_string(run.join("config.toml")).unwrap(),
+        "method = \"simclr\"\n"
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -14,6 +14,6 @@ mod linear;
 mod online;
 
 pub use knn::{KnnConfig, knn_accuracy, knn_predict};
+pub use label_free::{Collapse, alignment, collapse, rank_me, uniformity};
 pub use linear::{LinearProbeConfig, LinearProbeReport, linear_probe};
 pub use online::{OnlineProbe, OnlineProbeOutput};
-pub use label_free::{Collapse, alignment, collapse, rank_me, uniformity};

@@ -66,8 +66,14 @@ pub fn linear_probe(
         config.lr
     );
     assert!(classes > 0, "linear probe: classes must be > 0, got 0");
-    assert!(n > 0 && m > 0, "linear probe: needs features, got {n} train and {m} test rows");
-    assert!(d == d_test, "linear probe: train features have {d} dimensions, test {d_test}");
+    assert!(
+        n > 0 && m > 0,
+        "linear probe: needs features, got {n} train and {m} test rows"
+    );
+    assert!(
+        d == d_test,
+        "linear probe: train features have {d} dimensions, test {d_test}"
+    );
     assert!(
         train_labels.dims()[0] == n && test_labels.dims()[0] == m,
         "linear probe: {} train labels for {n} rows, {} test labels for {m} rows",
@@ -97,7 +103,8 @@ pub fn linear_probe(
             let x = train.clone().select(0, indices.clone());
             let y = train_labels.clone().select(0, indices);
             let logits = classifier.forward(x);
-            let grads = GradientsParams::from_grads(loss.forward(logits, y).backward(), &classifier);
+            let grads =
+                GradientsParams::from_grads(loss.forward(logits, y).backward(), &classifier);
             classifier = optimizer.step(config.lr, classifier, grads);
         }
     }

@@ -176,7 +176,14 @@ fn the_linear_probe_separates_separable_classes_and_not_random_labels() {
     // Labels unrelated to the features: held-out accuracy stays near chance (1/4).
     let shuffled: Vec<i64> = (0..400).map(|i| ((i * 7 + i / 3) % 4) as i64).collect();
     let unrelated: Vec<i64> = (0..200).map(|i| ((i * 5 + i / 7) % 4) as i64).collect();
-    let report = linear_probe(&config, train, labels(&shuffled), test, labels(&unrelated), 4);
+    let report = linear_probe(
+        &config,
+        train,
+        labels(&shuffled),
+        test,
+        labels(&unrelated),
+        4,
+    );
     assert!(report.test_accuracy < 0.45, "{report:?}");
 }
 
@@ -209,9 +216,15 @@ fn the_online_probe_learns_without_touching_its_input() {
         last = out.correct.into_scalar::<i64>();
         first.get_or_insert(last);
         let grads = out.loss.backward();
-        assert!(x.grad(&grads).is_none(), "the probe sent a gradient into its input");
+        assert!(
+            x.grad(&grads).is_none(),
+            "the probe sent a gradient into its input"
+        );
         let grads = GradientsParams::from_grads(grads, &probe);
         probe = optimizer.step(1e-2, probe, grads);
     }
-    assert!(last > 110 && last > first.unwrap(), "{first:?} → {last} of 128");
+    assert!(
+        last > 110 && last > first.unwrap(),
+        "{first:?} → {last} of 128"
+    );
 }
