@@ -48,6 +48,13 @@ impl Data {
                 split.train.len()
             )));
         }
+        if classes == 0 {
+            return Err(UserError(format!(
+                "dataset '{}' has no labels (images directly in the folder); selfsup pretrain \
+                 evaluates with labels: put the images in one sub-folder per class",
+                config.dataset
+            )));
+        }
         if split.test.len() < 2 || classes < 2 {
             return Err(UserError(format!(
                 "dataset '{}' needs at least 2 test images and 2 classes to evaluate, has {} and {}",

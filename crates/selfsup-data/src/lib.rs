@@ -1,7 +1,8 @@
 //! Datasets for selfsup, as bytes (tensors and augmentations are `selfsup-augment`'s).
 //!
 //! - [`sources`]: the embedded defaults ([`fashion_mnist_10k`], [`digits`]), the full sets
-//!   that [`fetch`] provisions offline, folders of IDX files.
+//!   that [`fetch`] provisions offline, folders of IDX files, folders of PNG / JPEG
+//!   [`images`].
 //! - [`idx`]: the IDX format of MNIST and Fashion-MNIST (raw or `.gz`).
 //! - [`Rng`]: the portable seeded generator behind shuffling and augmentations.
 //!
@@ -11,6 +12,7 @@
 
 pub mod fetch;
 pub mod idx;
+pub mod images;
 mod rng;
 pub mod sources;
 

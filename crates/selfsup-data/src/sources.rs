@@ -158,7 +158,8 @@ pub fn idx_folder(dir: &Path) -> Result<Split, DataError> {
 /// The datasets `selfsup pretrain --dataset` knows by name.
 pub const NAMED: [&str; 4] = ["fashion-mnist-10k", "fashion-mnist", "mnist", "digits"];
 
-/// Loads a dataset by name (see [`NAMED`]) or from a folder of IDX files.
+/// Loads a dataset by name (see [`NAMED`]), from a folder of IDX files, or from a folder of
+/// images (see [`image_folder`](crate::images::image_folder)).
 ///
 /// `fashion-mnist` and `mnist` are the full sets in the cache (`selfsup data fetch NAME`).
 ///
@@ -185,7 +186,14 @@ pub fn load(name: &str) -> Result<Split, DataError> {
         path => {
             let dir = Path::new(path);
             if dir.is_dir() {
-                idx_folder(dir)
+                let has_idx = ["train-images-idx3-ubyte", "train-images-idx3-ubyte.gz"]
+                    .iter()
+                    .any(|name| dir.join(name).is_file());
+                if has_idx {
+                    idx_folder(dir)
+                } else {
+                    crate::images::image_folder(dir)
+                }
             } else {
                 Err(DataError::new(
                     dir,

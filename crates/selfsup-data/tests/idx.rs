@@ -103,3 +103,61 @@ fn bad_files_are_errors_naming_the_path_and_the_problem() {
         "{e}"
     );
 }
+
+mod image_folders {
+    use selfsup_data::images::image_folder;
+    use std::path::Path;
+
+    fn write_png(path: &Path, size: u32, value: u8) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        image::GrayImage::from_pixel(size, size, image::Luma([value]))
+            .save(path)
+            .unwrap();
+    }
+
+    fn scratch(name: &str) -> std::path::PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("selfsup-images-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn class_folders_split_every_fifth_image_and_resize() {
+        let dir = scratch("classes");
+        for (class, value) in [("cat", 10u8), ("dog", 200)] {
+            for i in 0..5 {
+                // One odd-sized image: it is resized to the first image's 6×6.
+                let size = if class == "dog" && i == 2 { 9 } else { 6 };
+                write_png(&dir.join(class).join(format!("{i}.png")), size, value);
+            }
+        }
+        let split = image_folder(&dir).unwrap();
+        assert_eq!((split.train.len(), split.test.len()), (8, 2));
+        assert_eq!(
+            (split.train.height, split.train.width, split.train.channels),
+            (6, 6, 1)
+        );
+        assert_eq!(split.train.classes, 2);
+        assert_eq!(split.test.labels, vec![0, 1]);
+        assert!(split.train.image(6).iter().all(|&p| p == 200), "dog pixels");
+        assert!(split.test.image(0).iter().all(|&p| p == 10), "cat pixels");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_corrupt_image_is_named_and_an_empty_folder_explained() {
+        let dir = scratch("corrupt");
+        write_png(&dir.join("a").join("0.png"), 4, 0);
+        std::fs::write(dir.join("a").join("1.png"), b"not a png").unwrap();
+        let error = image_folder(&dir).unwrap_err();
+        assert!(error.path.ends_with("a/1.png"), "{error}");
+        assert!(error.to_string().contains("cannot decode image"), "{error}");
+        let empty = scratch("empty");
+        std::fs::create_dir_all(&empty).unwrap();
+        let error = image_folder(&empty).unwrap_err();
+        assert!(error.to_string().contains("no training images"), "{error}");
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(&empty);
+    }
+}

@@ -1,0 +1,161 @@
+//! Folders of PNG / JPEG images.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use image::imageops::FilterType;
+
+use crate::sources::Split;
+use crate::{DataError, ImageSet};
+
+const EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
+
+fn is_image(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
+    let mut entries: Vec<PathBuf> = fs::read_dir(dir)
+        .map_err(|e| DataError::new(dir, format!("cannot list: {e}")))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            !p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
+        .collect();
+    entries.sort();
+    Ok(entries)
+}
+
+/// `(path, class index)` of every image under `dir`: one sub-folder per class (sorted names
+/// give the indices), or images directly in `dir` (unlabelled, class 0).
+fn list(dir: &Path, classes: &mut Vec<String>) -> Result<Vec<(PathBuf, u8)>, DataError> {
+    let entries = sorted_entries(dir)?;
+    let folders: Vec<&PathBuf> = entries.iter().filter(|p| p.is_dir()).collect();
+    if folders.is_empty() {
+        return Ok(entries
+            .into_iter()
+            .filter(|p| is_image(p))
+            .map(|p| (p, 0))
+            .collect());
+    }
+    let mut out = Vec::new();
+    for folder in folders {
+        let name = folder
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        let class = match classes.iter().position(|c| *c == name) {
+            Some(i) => i,
+            None => {
+                classes.push(name);
+                classes.len() - 1
+            }
+        };
+        if class > 255 {
+            return Err(DataError::new(dir, "more than 256 class folders"));
+        }
+        for file in sorted_entries(folder)?.into_iter().filter(|p| is_image(p)) {
+            out.push((file, class as u8));
+        }
+    }
+    Ok(out)
+}
+
+/// Decodes images into one [`ImageSet`] of `size = [height, width]` (resized bilinearly when
+/// needed), grayscale unless `rgb`.
+fn decode(
+    files: &[(PathBuf, u8)],
+    size: [u32; 2],
+    rgb: bool,
+    classes: usize,
+) -> Result<ImageSet, DataError> {
+    let [height, width] = size;
+    let mut pixels = Vec::new();
+    let mut labels = Vec::new();
+    for (path, label) in files {
+        let image = image::open(path)
+            .map_err(|e| DataError::new(path, format!("cannot decode image: {e}")))?;
+        let image = if image.height() != height || image.width() != width {
+            image.resize_exact(width, height, FilterType::Triangle)
+        } else {
+            image
+        };
+        if rgb {
+            let rgb = image.to_rgb8();
+            // Channel-first layout, `[3, H, W]`.
+            for channel in 0..3 {
+                pixels.extend(rgb.pixels().map(|p| p.0[channel]));
+            }
+        } else {
+            pixels.extend(image.to_luma8().into_raw());
+        }
+        labels.push(*label);
+    }
+    Ok(ImageSet {
+        pixels,
+        labels,
+        classes,
+        channels: if rgb { 3 } else { 1 },
+        height: height as usize,
+        width: width as usize,
+    })
+}
+
+/// A folder of images, in one of three layouts:
+///
+/// - `DIR/train/<class>/*.png` and `DIR/test/<class>/*.png` — the given split;
+/// - `DIR/<class>/*.png` — every fifth image of each class (in name order) is held out for
+///   testing;
+/// - `DIR/*.png` — unlabelled (every label 0, no classes), every fifth image held out.
+///
+/// PNG and JPEG are read; every image is resized to the first one's size, and the set is RGB
+/// when the first image has colour, grayscale otherwise.
+///
+/// # Errors
+///
+/// A folder without images, or an image that cannot be decoded (naming the file).
+pub fn image_folder(dir: &Path) -> Result<Split, DataError> {
+    let mut classes = Vec::new();
+    let (train, test) = if dir.join("train").is_dir() && dir.join("test").is_dir() {
+        let train = list(&dir.join("train"), &mut classes)?;
+        let test = list(&dir.join("test"), &mut classes)?;
+        (train, test)
+    } else {
+        let all = list(dir, &mut classes)?;
+        let mut seen = vec![0usize; 256];
+        let (mut train, mut test) = (Vec::new(), Vec::new());
+        for item in all {
+            let k = &mut seen[item.1 as usize];
+            if *k % 5 == 4 {
+                test.push(item)
+            } else {
+                train.push(item)
+            }
+            *k += 1;
+        }
+        (train, test)
+    };
+    let Some((first, _)) = train.first() else {
+        return Err(DataError::new(
+            dir,
+            format!(
+                "no training images ({}) found; expected DIR/<class>/*.png, DIR/train/<class>/*.png \
+                 or DIR/*.png",
+                EXTENSIONS.join(", ")
+            ),
+        ));
+    };
+    let probe = image::open(first)
+        .map_err(|e| DataError::new(first, format!("cannot decode image: {e}")))?;
+    let size = [probe.height(), probe.width()];
+    let rgb = probe.color().has_color();
+    Ok(Split {
+        train: decode(&train, size, rgb, classes.len())?,
+        test: decode(&test, size, rgb, classes.len())?,
+    })
+}
