@@ -13,6 +13,9 @@
 //! dominated by the nuisance. The example prints the loss and both kNN accuracies (cosine,
 //! k = 20, weighted votes).
 
+#[path = "common/mod.rs"]
+mod common;
+
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig, Relu};
 use burn::optim::{AdamConfig, GradientsParams};
@@ -109,25 +112,6 @@ impl Dataset {
 }
 
 /// The standard SSL kNN protocol (cosine, k = 20, votes weighted by `exp(sim / 0.1)`).
-fn knn_accuracy(
-    train: Tensor<2>,
-    train_labels: &[i64],
-    test: Tensor<2>,
-    test_labels: &[i64],
-) -> f64 {
-    let device = train.device();
-    let labels =
-        |l: &[i64]| Tensor::<1, Int>::from_data(TensorData::new(l.to_vec(), [l.len()]), &device);
-    selfsup::eval::knn_accuracy(
-        &selfsup::eval::KnnConfig::new(),
-        train,
-        labels(train_labels),
-        test,
-        labels(test_labels),
-        CLASSES,
-    )
-}
-
 fn main() {
     let backend = Backend::from_env().unwrap_or_else(|e| {
         eprintln!("error: {e}");
@@ -173,12 +157,19 @@ fn main() {
     let model = model.valid();
     let train_x = train.view(&all, &mut rng, &device);
     let test_x = test.view(&every, &mut rng, &device);
-    let raw = knn_accuracy(train_x.clone(), &train.labels, test_x.clone(), &test.labels);
-    let learned = knn_accuracy(
+    let raw = common::knn_accuracy(
+        train_x.clone(),
+        &train.labels,
+        test_x.clone(),
+        &test.labels,
+        CLASSES,
+    );
+    let learned = common::knn_accuracy(
         model.features(train_x),
         &train.labels,
         model.features(test_x),
         &test.labels,
+        CLASSES,
     );
     println!("kNN accuracy on raw inputs:      {:.1} %", raw * 100.0);
     println!("kNN accuracy on SimCLR features: {:.1} %", learned * 100.0);

@@ -133,6 +133,7 @@ pub fn knn_accuracy(
     train_labels: &[i64],
     test: Tensor<2>,
     test_labels: &[i64],
+    classes: usize,
 ) -> f64 {
     let device = train.device();
     let labels =
@@ -143,7 +144,7 @@ pub fn knn_accuracy(
         labels(train_labels),
         test,
         labels(test_labels),
-        10,
+        classes,
     )
 }
 
@@ -158,12 +159,19 @@ pub fn report(
 ) {
     let all = |d: &Digits| (0..d.len()).collect::<Vec<_>>();
     let features = |d: &Digits| encode(d.tensor(&all(d), device));
-    let learned = knn_accuracy(features(train), &train.labels, features(test), &test.labels);
+    let learned = knn_accuracy(
+        features(train),
+        &train.labels,
+        features(test),
+        &test.labels,
+        10,
+    );
     let pixels = knn_accuracy(
         raw(train, device),
         &train.labels,
         raw(test, device),
         &test.labels,
+        10,
     );
     println!(
         "kNN accuracy (cosine, k = 20, weighted), raw pixels: {:.1} %",

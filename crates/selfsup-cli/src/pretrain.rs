@@ -38,7 +38,7 @@ pub struct PretrainArgs {
     /// Passes over the training images [default: 4]
     #[arg(long)]
     epochs: Option<usize>,
-    /// Images per step [default: 256]
+    /// Images per step [default: 128]
     #[arg(long)]
     batch: Option<usize>,
     /// Adam learning rate [default: 0.002]
@@ -47,7 +47,7 @@ pub struct PretrainArgs {
     /// Adam weight decay [default: 1e-6]
     #[arg(long)]
     weight_decay: Option<f64>,
-    /// Contrastive temperature [default: 0.5]
+    /// Contrastive temperature [default: 0.2]
     #[arg(long)]
     temperature: Option<f64>,
     /// Seed of initialisation, shuffling and augmentations [default: 0]
