@@ -255,9 +255,9 @@ pub fn scatter(path: &Path, points: &[[f64; 2]], labels: &[u8]) -> Result<(), Us
         .max()
         .unwrap_or(0)
         .min(10);
-    for class in 0..classes {
+    for (class, &colour) in PALETTE.iter().enumerate().take(classes) {
         let y = 30 + class as i64 * 24;
-        canvas.rect(plot.2 + 15, y, 14, 14, PALETTE[class]);
+        canvas.rect(plot.2 + 15, y, 14, 14, colour);
         canvas.number(plot.2 + 36, y, class, 3, [40, 40, 40]);
     }
     canvas.save(path)

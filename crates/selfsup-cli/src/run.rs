@@ -348,19 +348,13 @@ fn append(path: &Path, line: &str) -> Result<(), UserError> {
 /// Progress on stderr: one updating line on a terminal, a line every tenth of an epoch otherwise.
 struct ProgressLine {
     terminal: bool,
+    epochs: usize,
+    steps: usize,
 }
 
 impl ProgressLine {
-    fn show(
-        &self,
-        epoch: usize,
-        epochs: usize,
-        step: usize,
-        steps: usize,
-        loss: f64,
-        images_per_s: f64,
-        probe: f64,
-    ) {
+    fn show(&self, epoch: usize, step: usize, loss: f64, images_per_s: f64, probe: f64) {
+        let (epochs, steps) = (self.epochs, self.steps);
         let width = 24;
         let filled = width * step / steps.max(1);
         let line = format!(
@@ -374,7 +368,7 @@ impl ProgressLine {
             if step == steps {
                 eprintln!();
             }
-        } else if step == steps || step % (steps / 10).max(1) == 0 {
+        } else if step == steps || step.is_multiple_of((steps / 10).max(1)) {
             eprintln!("{line}");
         }
     }
@@ -442,6 +436,8 @@ impl Job for PretrainJob<'_> {
         let train = &data.split.train;
         let line = ProgressLine {
             terminal: std::io::stderr().is_terminal(),
+            epochs: config.epochs,
+            steps: steps_per_epoch,
         };
         let mut last = None;
         let mut online_probe_acc = 0.0;
@@ -489,16 +485,14 @@ impl Job for PretrainJob<'_> {
                 let elapsed = started.elapsed().as_secs_f64();
                 line.show(
                     epoch + 1,
-                    config.epochs,
                     step_in_epoch + 1,
-                    steps_per_epoch,
                     loss_sum / (step_in_epoch + 1 - first) as f64,
                     seen as f64 / elapsed.max(1e-9),
                     correct as f64 / seen as f64,
                 );
                 let at_epoch_end = step_in_epoch + 1 == steps_per_epoch;
                 if config.checkpoint_every > 0
-                    && progress.step % config.checkpoint_every == 0
+                    && progress.step.is_multiple_of(config.checkpoint_every)
                     && !at_epoch_end
                 {
                     progress.train_seconds = seconds_before + started.elapsed().as_secs_f64();
