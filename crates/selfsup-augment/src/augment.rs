@@ -234,42 +234,19 @@ impl Pipeline {
     /// resized crop to `side × side` (area 0.3–1, aspect 3/4–4/3), horizontal flip (p = 0.5),
     /// brightness ±0.4 and contrast ×(0.6–1.4).
     pub fn simclr_grayscale(side: usize) -> Self {
-        Pipeline::new(vec![
-            Augmentation::ResizedCrop {
-                size: [side, side],
-                scale: [0.3, 1.0],
-                ratio: [3.0 / 4.0, 4.0 / 3.0],
-            },
-            Augmentation::HorizontalFlip { p: 0.5 },
-            Augmentation::ColorJitter {
-                brightness: 0.4,
-                contrast: 0.4,
-                p: 1.0,
-            },
-        ])
+        Pipeline::new(crop_flip_jitter(side, [0.3, 1.0], 1.0))
     }
 
     /// SimCLR's views for RGB images (paper, appendix A): crop (area 0.08–1), flip, colour jitter
     /// (p = 0.8), grayscale (p = 0.2), blur (p = 0.5).
     pub fn simclr_rgb(side: usize) -> Self {
-        Pipeline::new(vec![
-            Augmentation::ResizedCrop {
-                size: [side, side],
-                scale: [0.08, 1.0],
-                ratio: [3.0 / 4.0, 4.0 / 3.0],
-            },
-            Augmentation::HorizontalFlip { p: 0.5 },
-            Augmentation::ColorJitter {
-                brightness: 0.4,
-                contrast: 0.4,
-                p: 0.8,
-            },
-            Augmentation::Grayscale { p: 0.2 },
-            Augmentation::GaussianBlur {
-                sigma: [0.1, 2.0],
-                p: 0.5,
-            },
-        ])
+        let mut steps = crop_flip_jitter(side, [0.08, 1.0], 0.8);
+        steps.push(Augmentation::Grayscale { p: 0.2 });
+        steps.push(Augmentation::GaussianBlur {
+            sigma: [0.1, 2.0],
+            p: 0.5,
+        });
+        Pipeline::new(steps)
     }
 
     /// BYOL's asymmetric pair (paper, table 6): both views crop, flip and jitter; the first is
@@ -277,51 +254,27 @@ impl Pipeline {
     /// p = 0.2.
     pub fn byol_pair(side: usize) -> [Pipeline; 2] {
         let view = |blur: f64, solarize: f64| {
-            Pipeline::new(vec![
-                Augmentation::ResizedCrop {
-                    size: [side, side],
-                    scale: [0.3, 1.0],
-                    ratio: [3.0 / 4.0, 4.0 / 3.0],
-                },
-                Augmentation::HorizontalFlip { p: 0.5 },
-                Augmentation::ColorJitter {
-                    brightness: 0.4,
-                    contrast: 0.4,
-                    p: 0.8,
-                },
-                Augmentation::GaussianBlur {
-                    sigma: [0.1, 1.0],
-                    p: blur,
-                },
-                Augmentation::Solarize {
-                    threshold: 0.5,
-                    p: solarize,
-                },
-            ])
+            let mut steps = crop_flip_jitter(side, [0.3, 1.0], 0.8);
+            steps.push(Augmentation::GaussianBlur {
+                sigma: [0.1, 1.0],
+                p: blur,
+            });
+            steps.push(Augmentation::Solarize {
+                threshold: 0.5,
+                p: solarize,
+            });
+            Pipeline::new(steps)
         };
         [view(1.0, 0.0), view(0.1, 0.2)]
     }
 
     /// DINO's multi-crop: two global crops (`global_side`, area 0.4–1) then `locals` local crops
-    /// (`local_side`, area 0.05–0.4), each flipped and jittered.
+    /// (`local_side`, area 0.05–0.4), each flipped and jittered (p = 0.8).
     pub fn dino_multi_crop(global_side: usize, local_side: usize, locals: usize) -> Vec<Pipeline> {
-        let crop = |side: usize, scale: [f64; 2]| {
-            Pipeline::new(vec![
-                Augmentation::ResizedCrop {
-                    size: [side, side],
-                    scale,
-                    ratio: [3.0 / 4.0, 4.0 / 3.0],
-                },
-                Augmentation::HorizontalFlip { p: 0.5 },
-                Augmentation::ColorJitter {
-                    brightness: 0.4,
-                    contrast: 0.4,
-                    p: 0.8,
-                },
-            ])
-        };
-        let mut views = vec![crop(global_side, [0.4, 1.0]), crop(global_side, [0.4, 1.0])];
-        views.extend((0..locals).map(|_| crop(local_side, [0.05, 0.4])));
+        let global = Pipeline::new(crop_flip_jitter(global_side, [0.4, 1.0], 0.8));
+        let local = Pipeline::new(crop_flip_jitter(local_side, [0.05, 0.4], 0.8));
+        let mut views = vec![global.clone(), global];
+        views.extend((0..locals).map(|_| local.clone()));
         views
     }
 
@@ -359,6 +312,25 @@ impl Pipeline {
         }
         resample.apply(x)
     }
+}
+
+/// The steps every preset starts with: a resized crop to `side × side` of area `scale`
+/// (aspect 3/4–4/3), a horizontal flip (p = 0.5), then brightness ±0.4 and contrast ×(0.6–1.4)
+/// with probability `jitter`.
+fn crop_flip_jitter(side: usize, scale: [f64; 2], jitter: f64) -> Vec<Augmentation> {
+    vec![
+        Augmentation::ResizedCrop {
+            size: [side, side],
+            scale,
+            ratio: [3.0 / 4.0, 4.0 / 3.0],
+        },
+        Augmentation::HorizontalFlip { p: 0.5 },
+        Augmentation::ColorJitter {
+            brightness: 0.4,
+            contrast: 0.4,
+            p: jitter,
+        },
+    ]
 }
 
 /// Makes one view per pipeline of the same images.

@@ -441,7 +441,6 @@ impl Job for PretrainJob<'_> {
         };
         let mut last = None;
         let mut online_probe_acc = 0.0;
-        let mut z = None;
         let mut epoch_start = progress.epoch;
         while epoch_start < config.epochs {
             let epoch = epoch_start;
@@ -545,24 +544,20 @@ impl Job for PretrainJob<'_> {
                 }
             );
             checkpoint::save(dir, &model, &optimizer, &progress)?;
-            last = Some(measured);
-            z = Some((z_train, z_test));
+            last = Some((measured, z_train, z_test));
             epoch_start += 1;
         }
-        let (last, (z_train, z_test)) = match (last, z) {
-            (Some(last), Some(z)) => (last, z),
-            _ => {
-                // Resumed a finished run: measure the final encoder again.
-                let (measured, z_train, z_test) = measure(
-                    model.method.encoder(),
-                    data,
-                    &pipelines,
-                    &knn,
-                    config.seed,
-                    device,
-                );
-                (measured, (z_train, z_test))
-            }
+        // A resumed run that had already finished trains no epoch: measure its encoder now.
+        let (last, z_train, z_test) = match last {
+            Some(found) => found,
+            None => measure(
+                model.method.encoder(),
+                data,
+                &pipelines,
+                &knn,
+                config.seed,
+                device,
+            ),
         };
         let images = (progress.step * config.batch) as f64;
         Ok(TrainedAny {
