@@ -346,3 +346,37 @@ fn pipelines_read_from_toml_like_data() {
     assert_eq!(pipeline.steps.len(), 2);
     assert!(serde_json::from_str::<Pipeline>(r#"{"steps":[{"op":"twirl"}]}"#).is_err());
 }
+
+#[test]
+fn table_rows_batch_as_one_pixel_high_images_and_take_noise_and_masking() {
+    let table = selfsup_data::table::parse_csv(
+        "1,2,3,4,0\n5,6,7,8,1\n",
+        true,
+        std::path::Path::new("t.csv"),
+    )
+    .unwrap();
+    let (rows, labels) = table_batch(&table, &[1, 0], &device());
+    assert_eq!(rows.dims(), [2, 1, 1, 4]);
+    assert_eq!(
+        host(rows.clone()),
+        vec![5.0, 6.0, 7.0, 8.0, 1.0, 2.0, 3.0, 4.0]
+    );
+    let labels = labels
+        .unwrap()
+        .into_data()
+        .convert::<i64>()
+        .try_to_vec::<i64>()
+        .unwrap();
+    assert_eq!(labels, vec![1, 0]);
+    let masked = host(run(
+        vec![Augmentation::PatchMask {
+            patch: 1,
+            ratio: 0.5,
+        }],
+        rows,
+        3,
+    ));
+    for row in masked.chunks(4) {
+        assert_eq!(row.iter().filter(|&&v| v == 0.0).count(), 2);
+    }
+}

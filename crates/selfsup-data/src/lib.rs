@@ -4,6 +4,7 @@
 //!   that [`fetch`] provisions offline, folders of IDX files, folders of PNG / JPEG
 //!   [`images`].
 //! - [`idx`]: the IDX format of MNIST and Fashion-MNIST (raw or `.gz`).
+//! - [`table`]: CSV tables of numeric features for tabular SSL.
 //! - [`Rng`]: the portable seeded generator behind shuffling and augmentations.
 //!
 //! Every problem with a user's file — missing, truncated, corrupt, mismatched — is a
@@ -15,6 +16,7 @@ pub mod idx;
 pub mod images;
 mod rng;
 pub mod sources;
+pub mod table;
 
 pub use rng::Rng;
 pub use sources::{Split, digits, fashion_mnist_10k};

@@ -161,3 +161,38 @@ mod image_folders {
         let _ = std::fs::remove_dir_all(&empty);
     }
 }
+
+mod csv_tables {
+    use selfsup_data::table::parse_csv;
+    use std::path::Path;
+
+    #[test]
+    fn a_labelled_csv_with_a_header_reads_features_and_labels() {
+        let text = "sepal,petal,class\n5.1,1.4,0\n6.3, 4.9 ,1\n\n7.7,6.7,2\n";
+        let table = parse_csv(text, true, Path::new("iris.csv")).unwrap();
+        assert_eq!((table.len(), table.columns), (3, 2));
+        assert_eq!(table.names, vec!["sepal", "petal"]);
+        assert_eq!(table.row(1), &[6.3, 4.9]);
+        assert_eq!(table.labels, vec![0, 1, 2]);
+        let unlabelled = parse_csv("1,2,3\n4,5,6\n", false, Path::new("x.csv")).unwrap();
+        assert_eq!((unlabelled.len(), unlabelled.columns), (2, 3));
+        assert_eq!(unlabelled.names, vec!["c0", "c1", "c2"]);
+        assert!(unlabelled.labels.is_empty());
+    }
+
+    #[test]
+    fn bad_rows_are_errors_naming_the_line_and_column() {
+        let error = |text: &str| {
+            parse_csv(text, true, Path::new("t.csv"))
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(error("1,2,0\n3,0\n"), "t.csv: line 2: 2 fields, expected 3");
+        assert_eq!(
+            error("1,2,0\n3,x,1\n"),
+            "t.csv: line 2, column 2: 'x' is not a finite number"
+        );
+        assert!(error("1,2,0.5\n").contains("label '0.5' is not an integer class"));
+        assert_eq!(error("a,b\n"), "t.csv: no data rows");
+    }
+}
