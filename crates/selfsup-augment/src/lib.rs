@@ -60,12 +60,21 @@ pub fn image_batch(
     for &i in indices {
         pixels.extend(set.image(i).iter().map(|&p| p as f32 / 255.0));
     }
-    let labels: Vec<i64> = indices.iter().map(|&i| set.labels[i] as i64).collect();
     (
         Tensor::from_data(
             TensorData::new(pixels, [indices.len(), set.channels, set.height, set.width]),
             device,
         ),
-        Tensor::from_data(TensorData::new(labels, [indices.len()]), device),
+        label_batch(set, indices, device),
     )
+}
+
+/// The labels of the images of `set` at `indices`, without touching the pixels.
+///
+/// # Panics
+///
+/// When an index is out of range.
+pub fn label_batch(set: &ImageSet, indices: &[usize], device: &Device) -> Tensor<1, Int> {
+    let labels: Vec<i64> = indices.iter().map(|&i| set.labels[i] as i64).collect();
+    Tensor::from_data(TensorData::new(labels, [indices.len()]), device)
 }

@@ -3,7 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Tensor};
+use selfsup_augment::image_batch;
 use selfsup_data::{ImageSet, Split};
 use selfsup_eval::{KnnConfig, LinearProbeConfig, knn_accuracy, linear_probe};
 use serde::Serialize;
@@ -59,11 +60,10 @@ pub struct Summary {
 
 /// Raw pixels as `[N, C·H·W]` features in `[0, 1]`.
 fn pixels(set: &ImageSet, device: &Device) -> Tensor<2> {
-    let values: Vec<f32> = set.pixels.iter().map(|&p| p as f32 / 255.0).collect();
-    Tensor::from_data(
-        TensorData::new(values, [set.len(), set.image_size()]),
-        device,
-    )
+    let indices: Vec<usize> = (0..set.len()).collect();
+    image_batch(set, &indices, device)
+        .0
+        .reshape([set.len(), set.image_size()])
 }
 
 /// kNN on raw pixels of the same split (the baseline every SSL number is read against).

@@ -9,7 +9,7 @@ use burn::module::Module;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor};
-use selfsup_augment::{Pipeline, Rng, image_batch, views};
+use selfsup_augment::{Pipeline, Rng, image_batch, label_batch, views};
 use selfsup_data::{ImageSet, Split};
 use selfsup_eval::{
     KnnConfig, OnlineProbe, alignment, collapse, knn_accuracy, rank_me, uniformity,
@@ -224,7 +224,7 @@ pub fn embed<E: Encoder>(encoder: &E, set: &ImageSet, device: &Device) -> Tensor
 /// All labels of `set` as a tensor.
 pub fn labels(set: &ImageSet, device: &Device) -> Tensor<1, Int> {
     let indices: Vec<usize> = (0..set.len()).collect();
-    image_batch(set, &indices, device).1
+    label_batch(set, &indices, device)
 }
 
 /// The label-free and kNN measurements of an encoder, taken after every epoch.

@@ -96,14 +96,14 @@ fn backend() -> String {
 
 /// A small pretraining run on the embedded digits (8×8): seconds, not minutes. ConvNet-S on
 /// flex; the MLP elsewhere, since ndarray's convolutions take minutes for the same run.
-fn tiny_run(dir: &std::path::Path, extra: &[&str]) -> Output {
+fn tiny_args(dir: &std::path::Path, extra: &[&str]) -> Vec<String> {
     let backend = backend();
     let encoder = if backend == "flex" {
         "convnet-s"
     } else {
         "mlp"
     };
-    let mut args = vec![
+    let mut args: Vec<String> = [
         "pretrain",
         "--encoder",
         encoder,
@@ -119,9 +119,16 @@ fn tiny_run(dir: &std::path::Path, extra: &[&str]) -> Output {
         &backend,
         "--out",
         dir.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    selfsup(&args)
+    ]
+    .map(String::from)
+    .to_vec();
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args
+}
+
+fn tiny_run(dir: &std::path::Path, extra: &[&str]) -> Output {
+    let args = tiny_args(dir, extra);
+    selfsup(&args.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
 #[test]
@@ -240,25 +247,7 @@ fn a_killed_run_resumes_to_the_same_losses_as_an_uninterrupted_one() {
 
     let killed = root.join("killed");
     let mut child = Command::new(env!("CARGO_BIN_EXE_selfsup"))
-        .args([
-            "pretrain",
-            "--encoder",
-            "convnet-s",
-            "--dataset",
-            "digits",
-            "--batch",
-            "64",
-            "--epochs",
-            "2",
-            "--probe-epochs",
-            "2",
-            "--backend",
-            "flex",
-            "--checkpoint-every",
-            "5",
-            "--out",
-        ])
-        .arg(&killed)
+        .args(tiny_args(&killed, &["--checkpoint-every", "5"]))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
