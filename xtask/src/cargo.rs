@@ -83,21 +83,32 @@ fn build(
     backends: &[String],
     provisioned: &Provisioned,
 ) -> Result<Vec<Artifact>, String> {
+    build_in(
+        args,
+        &["--workspace", "--exclude", "xtask"],
+        backends,
+        provisioned,
+    )
+}
+
+/// [`build`] for the packages `scope` selects (`--workspace …` or `-p NAME`).
+fn build_in(
+    args: &[&str],
+    scope: &[&str],
+    backends: &[String],
+    provisioned: &Provisioned,
+) -> Result<Vec<Artifact>, String> {
     let mut cmd = cargo();
     cmd.args(args)
-        .args([
-            "--workspace",
-            "--exclude",
-            "xtask",
-            "--features",
-            &features(backends),
-        ])
+        .args(scope)
+        .args(["--features", &features(backends)])
         .arg("--message-format=json-render-diagnostics")
         .stdout(Stdio::piped());
     apply_env(&mut cmd, provisioned);
     println!(
-        "xtask: cargo {} --workspace --features {}",
+        "xtask: cargo {} {} --features {}",
         args.join(" "),
+        scope.join(" "),
         features(backends)
     );
     let mut child = cmd.spawn().map_err(|e| format!("cannot run cargo: {e}"))?;
@@ -146,6 +157,20 @@ pub fn build_tests(
 /// Builds the `selfsup` CLI for the backends and returns its path.
 pub fn build_cli(backends: &[String], provisioned: &Provisioned) -> Result<PathBuf, String> {
     find_cli(&build(&["build", "--bins"], backends, provisioned)?)
+}
+
+/// Builds the `selfsup-bench` binary with optimisations for the backends and returns its path.
+pub fn build_bench(backends: &[String], provisioned: &Provisioned) -> Result<PathBuf, String> {
+    build_in(
+        &["build", "--release"],
+        &["-p", "selfsup-bench"],
+        backends,
+        provisioned,
+    )?
+    .into_iter()
+    .find(|a| a.target == "selfsup-bench" && !a.is_test)
+    .map(|a| a.executable)
+    .ok_or_else(|| "cargo built no `selfsup-bench` binary".to_string())
 }
 
 fn find_cli(artifacts: &[Artifact]) -> Result<PathBuf, String> {

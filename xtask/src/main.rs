@@ -4,10 +4,13 @@
 //! cargo xtask setup [flex|ndarray|wgpu|tch|all|data]   provision backends, or Fashion-MNIST
 //! cargo xtask test-all [--backends a,b]           the same tests on every backend
 //! cargo xtask golden FILE [--backends a,b] [--allow-missing]
+//! cargo xtask bench [--quick] [--backends a,b] [--workloads a,b] [--rounds N] [--no-pytorch]
 //! ```
 
+mod bench;
 mod cargo;
 mod golden;
+mod process;
 mod setup;
 mod test_all;
 
@@ -26,10 +29,10 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Provision what backends need (CPU libtorch 2.9.0 for tch, a Vulkan driver for wgpu), or
-    /// the full Fashion-MNIST (`data`).
+    /// Provision what backends need (CPU libtorch 2.9.0 for tch, a Vulkan driver for wgpu),
+    /// the full Fashion-MNIST and MNIST (`data`), or the PyTorch reference venv (`bench`).
     Setup {
-        /// flex, ndarray, wgpu, tch, all (the four backends) or data.
+        /// flex, ndarray, wgpu, tch, all (the four backends), data or bench.
         #[arg(default_value = "all")]
         what: String,
     },
@@ -49,6 +52,31 @@ enum Command {
         /// Do not count loss kinds selfsup lacks as failures.
         #[arg(long)]
         allow_missing: bool,
+    },
+    /// Benchmark selfsup against the PyTorch reference and append the table to
+    /// bench/RESULTS.md.
+    Bench {
+        /// The 2-minute subset: small workloads, few iterations, one round.
+        #[arg(long)]
+        quick: bool,
+        /// Comma-separated subset of flex,ndarray,wgpu,tch.
+        #[arg(long, value_name = "LIST")]
+        backends: Option<String>,
+        /// Comma-separated workloads (default: all; see `selfsup-bench --list`).
+        #[arg(long, value_name = "LIST")]
+        workloads: Option<String>,
+        /// Alternating rounds per workload (default 3, or 1 with --quick).
+        #[arg(long)]
+        rounds: Option<usize>,
+        /// Skip the PyTorch reference (and its venv set-up).
+        #[arg(long)]
+        no_pytorch: bool,
+        /// Training images for the end-to-end workload (default: all 60,000).
+        #[arg(long)]
+        limit: Option<usize>,
+        /// A line recorded above the table in bench/RESULTS.md.
+        #[arg(long)]
+        note: Option<String>,
     },
 }
 
@@ -87,6 +115,30 @@ fn main() -> ExitCode {
             backends: list,
             allow_missing,
         } => backends(list.as_deref()).and_then(|b| golden::run(&file, &b, allow_missing)),
+        Command::Bench {
+            quick,
+            backends: list,
+            workloads,
+            rounds,
+            no_pytorch,
+            limit,
+            note,
+        } => backends(list.as_deref()).and_then(|backends| {
+            bench::run(&bench::Options {
+                quick,
+                backends,
+                rounds: rounds.unwrap_or(if quick { 1 } else { 3 }),
+                workloads: workloads
+                    .iter()
+                    .flat_map(|w| w.split(','))
+                    .map(|w| w.trim().to_string())
+                    .filter(|w| !w.is_empty())
+                    .collect(),
+                pytorch: !no_pytorch,
+                limit,
+                note,
+            })
+        }),
     };
     match result {
         Ok(code) => code,

@@ -52,12 +52,17 @@ pub fn run(what: &str) -> Result<Provisioned, String> {
         println!("setup: done");
         return Ok(Provisioned::default());
     }
+    if what == "bench" {
+        ensure_bench_venv()?;
+        println!("setup: done");
+        return Ok(Provisioned::default());
+    }
     let backends: Vec<String> = match what {
         "all" => crate::ALL_BACKENDS.iter().map(|s| s.to_string()).collect(),
         one if crate::ALL_BACKENDS.contains(&one) => vec![one.to_string()],
         other => {
             return Err(format!(
-                "setup: unknown target '{other}'; valid: {}, all, data",
+                "setup: unknown target '{other}'; valid: {}, all, data, bench",
                 crate::ALL_BACKENDS.join(", ")
             ));
         }
@@ -376,5 +381,70 @@ fn ensure_vulkan() -> Result<(), String> {
         _ => Err(format!(
             "wgpu: {packages} installed but no Vulkan driver is visible"
         )),
+    }
+}
+
+/// The PyTorch reference of `cargo xtask bench`, pinned.
+pub const BENCH_REQUIREMENTS: [&str; 5] = [
+    "torch==2.9.0",
+    "torchvision==0.24.0",
+    "lightly==1.6.0",
+    "pytorch-metric-learning==2.9.0",
+    "psutil",
+];
+
+/// The Python of the bench venv (`<cache>/bench-venv`), whether or not it exists yet.
+pub fn bench_python() -> PathBuf {
+    cache_dir().join("bench-venv").join("bin").join("python")
+}
+
+/// Creates the bench venv and installs [`BENCH_REQUIREMENTS`] from PyPI (≈ 3.8 GB: the PyPI
+/// torch wheel is the CUDA build, whose `import` needs the NVIDIA wheels). A marker holding
+/// the requirement list makes the next call a no-op.
+pub fn ensure_bench_venv() -> Result<PathBuf, String> {
+    let venv = cache_dir().join("bench-venv");
+    let python = bench_python();
+    let marker = venv.join(COMPLETE_MARKER);
+    let wanted = BENCH_REQUIREMENTS.join("\n");
+    if fs::read_to_string(&marker).is_ok_and(|found| found == wanted) && python.is_file() {
+        println!(
+            "setup bench: PyTorch reference venv ready at {}",
+            venv.display()
+        );
+        return Ok(python);
+    }
+    if !python.is_file() {
+        println!("setup bench: creating a venv at {}", venv.display());
+        run_step(
+            Command::new("python3").args(["-m", "venv"]).arg(&venv),
+            "python3 -m venv",
+        )?;
+    }
+    println!(
+        "setup bench: pip install {} (≈ 3.8 GB download the first time)",
+        BENCH_REQUIREMENTS.join(" ")
+    );
+    run_step(
+        Command::new(&python)
+            .args(["-m", "pip", "install", "--disable-pip-version-check"])
+            .args(BENCH_REQUIREMENTS),
+        "pip install",
+    )?;
+    fs::write(&marker, wanted).map_err(|e| format!("setup bench: {}: {e}", marker.display()))?;
+    println!(
+        "setup bench: PyTorch reference venv ready at {}",
+        venv.display()
+    );
+    Ok(python)
+}
+
+fn run_step(cmd: &mut Command, what: &str) -> Result<(), String> {
+    let status = cmd
+        .status()
+        .map_err(|e| format!("setup bench: cannot run {what}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("setup bench: {what} failed ({status})"))
     }
 }

@@ -1,10 +1,10 @@
 //! `cargo xtask test-all`: the same tests, compiled once, run on every backend.
 
 use crate::cargo::{self, Artifact, apply_env};
+use crate::process::run_with_timeout;
 use crate::setup::{self, Provisioned};
-use std::fs;
 use std::path::Path;
-use std::process::{Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
 /// A test binary that runs longer than this is killed and counted as failed.
@@ -114,7 +114,7 @@ fn run_binary(test: &Artifact, backend: &str, provisioned: &Provisioned) -> Coun
 
 /// Runs a libtest command and counts its results; prints its output when something failed.
 fn run_and_count(cmd: Command, label: &str, backend: &str) -> Counts {
-    let (success, output, seconds) = run_with_timeout(cmd, label);
+    let (success, output, seconds) = run_with_timeout(cmd, label, BINARY_TIMEOUT);
     let mut counts = parse_libtest(&output);
     counts.seconds = seconds;
     if !success && counts.failed == 0 {
@@ -125,51 +125,6 @@ fn run_and_count(cmd: Command, label: &str, backend: &str) -> Counts {
         println!("---- {label} on {backend} ----\n{output}");
     }
     counts
-}
-
-fn run_with_timeout(mut cmd: Command, label: &str) -> (bool, String, f64) {
-    let log = std::env::temp_dir().join(format!(
-        "selfsup-xtask-{}-{}.log",
-        std::process::id(),
-        label.replace([':', '/'], "_")
-    ));
-    let started = Instant::now();
-    let result = fs::File::create(&log).and_then(|file| {
-        let err = file.try_clone()?;
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(file))
-            .stderr(Stdio::from(err))
-            .spawn()?;
-        loop {
-            if let Some(status) = child.try_wait()? {
-                return Ok(status.success());
-            }
-            if started.elapsed() > BINARY_TIMEOUT {
-                child.kill()?;
-                child.wait()?;
-                return Ok(false);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    });
-    let seconds = started.elapsed().as_secs_f64();
-    let mut output = fs::read_to_string(&log).unwrap_or_default();
-    let _ = fs::remove_file(&log);
-    let success = match result {
-        Ok(ok) => ok,
-        Err(e) => {
-            output.push_str(&format!("\ncould not run {label}: {e}"));
-            false
-        }
-    };
-    if seconds > BINARY_TIMEOUT.as_secs_f64() {
-        output.push_str(&format!(
-            "\n{label} killed after {} s",
-            BINARY_TIMEOUT.as_secs()
-        ));
-    }
-    (success, output, seconds)
 }
 
 /// Sums libtest's `test result:` lines.
