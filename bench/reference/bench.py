@@ -4,7 +4,7 @@ Mirrors `crates/selfsup-bench/src/workloads.rs` workload by workload, with the l
 PyTorch user would reach for: lightly 1.6.0 (NT-Xent, Barlow Twins, VICReg, the SimCLR
 projection head) and pytorch-metric-learning 2.9.0 (batch-hard triplets).
 
-    python bench.py WORKLOAD [--warmup N] [--iters N] [--limit N] [--threads T]
+    python bench.py WORKLOAD [--warmup N] [--iters N] [--limit N] [--threads T] [--budget-s S]
 
 Prints {"workload", "impl": "pytorch", "times_s", "rss_idle_bytes", "rss_peak_bytes", "extra"}.
 A workload that cannot run here prints {"workload", "impl", "skipped": reason} and exits 0.
@@ -39,14 +39,21 @@ def rss_bytes(field):
     return 0
 
 
+BUDGET_S = math.inf
+
+
 def timed(warmup, iters, step):
-    """Runs step(i) warmup + iters times; returns the timed iterations' seconds."""
+    """Runs step(i) warmup + iters times; returns the timed iterations' seconds. Stops early
+    once BUDGET_S seconds have passed and one iteration is timed."""
+    began = time.perf_counter()
     times = []
     for i in range(warmup + iters):
         start = time.perf_counter()
         step(i)
         if i >= warmup:
             times.append(time.perf_counter() - start)
+        if times and time.perf_counter() - began > BUDGET_S:
+            break
     return times
 
 
@@ -297,7 +304,10 @@ def main():
     parser.add_argument("--iters", type=int, required=True)
     parser.add_argument("--limit", type=int)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--budget-s", type=float, default=math.inf)
     args = parser.parse_args()
+    global BUDGET_S
+    BUDGET_S = args.budget_s
     torch.set_num_threads(args.threads)
     idle = rss_bytes("VmRSS")
     try:

@@ -44,7 +44,11 @@ const QUICK: [(&str, usize, usize); 6] = [
 /// The end-to-end workload is skipped on a backend whose measured training throughput says
 /// one epoch would take longer than this.
 const EPOCH_BUDGET_S: f64 = 20.0 * 60.0;
-const PROCESS_TIMEOUT: Duration = Duration::from_secs(45 * 60);
+/// Seconds of timed work after which a process stops iterating (once one iteration is timed),
+/// and the wall-clock limit after which it is killed: (full, quick).
+const BUDGET_S: (f64, f64) = (90.0, 10.0);
+const PROCESS_TIMEOUT: (Duration, Duration) =
+    (Duration::from_secs(45 * 60), Duration::from_secs(30));
 
 /// One workload with its iteration counts.
 struct Planned {
@@ -72,7 +76,7 @@ pub fn run(options: &Options) -> Result<ExitCode, String> {
         None
     };
     let bench = cargo::build_bench(&provisioned.build_backends(), &provisioned)?;
-    let plan = plan(&bench, options)?;
+    let plan = plan(&bench, options, &provisioned)?;
     if plan.iter().any(|w| w.name == "simclr-epoch-knn") {
         selfsup_data::fetch::fetch("fashion-mnist", &mut |line| println!("bench: {line}"))?;
     }
@@ -117,8 +121,24 @@ pub fn run(options: &Options) -> Result<ExitCode, String> {
                     &provisioned,
                 );
                 let label = format!("{} {imp}", workload.name);
-                let (ok, output, seconds) = run_with_timeout(cmd, &label, PROCESS_TIMEOUT);
+                let timeout = if options.quick {
+                    PROCESS_TIMEOUT.1
+                } else {
+                    PROCESS_TIMEOUT.0
+                };
+                let (ok, output, seconds) = run_with_timeout(cmd, &label, timeout);
                 merge(measured, ok, &output);
+                if seconds > timeout.as_secs_f64() {
+                    measured.missing = Some(format!(
+                        "killed after {} s{}",
+                        timeout.as_secs(),
+                        if options.quick {
+                            " (--quick limit)"
+                        } else {
+                            ""
+                        }
+                    ));
+                }
                 println!(
                     "bench: {label} (round {}/{rounds}): {} [{seconds:.0} s]",
                     round + 1,
@@ -139,11 +159,24 @@ pub fn run(options: &Options) -> Result<ExitCode, String> {
 }
 
 /// The workloads to run, with counts from `selfsup-bench --list` (or the quick table).
-fn plan(bench: &Path, options: &Options) -> Result<Vec<Planned>, String> {
-    let output = Command::new(bench)
-        .arg("--list")
+fn plan(
+    bench: &Path,
+    options: &Options,
+    provisioned: &Provisioned,
+) -> Result<Vec<Planned>, String> {
+    let mut cmd = Command::new(bench);
+    cmd.arg("--list");
+    apply_env(&mut cmd, provisioned);
+    let output = cmd
         .output()
         .map_err(|e| format!("cannot run {}: {e}", bench.display()))?;
+    if !output.status.success() {
+        return Err(format!(
+            "{} --list failed: {}",
+            bench.display(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
+    }
     let listed = String::from_utf8_lossy(&output.stdout);
     let mut plan = Vec::new();
     for line in listed.lines() {
@@ -169,6 +202,11 @@ fn plan(bench: &Path, options: &Options) -> Result<Vec<Planned>, String> {
                 iters,
             });
         }
+    }
+    if plan.is_empty() {
+        return Err(format!(
+            "no workload to run; `selfsup-bench --list` printed:\n{listed}"
+        ));
     }
     if let Some(unknown) = options
         .workloads
@@ -207,6 +245,15 @@ fn command(
     cmd.arg(&workload.name)
         .args(["--warmup", &workload.warmup.to_string()])
         .args(["--iters", &workload.iters.to_string()])
+        .args([
+            "--budget-s",
+            &(if options.quick {
+                BUDGET_S.1
+            } else {
+                BUDGET_S.0
+            })
+            .to_string(),
+        ])
         .env("RAYON_NUM_THREADS", threads.to_string())
         .env("OMP_NUM_THREADS", threads.to_string());
     if let Some(limit) = options.limit {
@@ -410,12 +457,18 @@ fn section(
         .map(|_| setup::BENCH_REQUIREMENTS[..4].join(", "))
         .unwrap_or_else(|| "PyTorch not measured".into());
     let mode = if options.quick { "quick" } else { "full" };
+    let budget = if options.quick {
+        BUDGET_S.1
+    } else {
+        BUDGET_S.0
+    };
     let mut out = format!(
         "\n## {date} · `cargo xtask bench{}` · {commit}\n\n\
          {cpu}, {threads} cores, {memory}; every implementation on {threads} threads \
          (RAYON_NUM_THREADS, OMP_NUM_THREADS, torch.set_num_threads). Burn 0.22.1 (release \
          build); reference: {torch} (CPU). Medians over every timed iteration of every round \
-         ({mode} mode, {} alternating rounds, warm-up excluded); throughput vs PyTorch = \
+         ({mode} mode, {} alternating rounds, warm-up excluded, a process stops iterating after \
+         {budget:.0} s once one iteration is timed); throughput vs PyTorch = \
          PyTorch's median / this median (> 1: faster); peak RSS = the process's VmHWM.\n",
         if options.quick { " --quick" } else { "" },
         options.rounds,

@@ -278,6 +278,19 @@ impl Pipeline {
         views
     }
 
+    /// Views of table rows (`[N, 1, 1, D]`, each feature scaled to `[0, 1]`): Gaussian noise of
+    /// standard deviation 0.1 on every feature (clamped to `[0, 1]`), then 30 % of the features
+    /// set to zero — the feature-corruption views of tabular SSL (VIME, SCARF).
+    pub fn tabular() -> Self {
+        Pipeline::new(vec![
+            Augmentation::GaussianNoise { std: 0.1, p: 1.0 },
+            Augmentation::PatchMask {
+                patch: 1,
+                ratio: 0.3,
+            },
+        ])
+    }
+
     /// Applies the steps to `images` (`[N, C, H, W]`, values in `[0, 1]`).
     ///
     /// # Shapes

@@ -5,7 +5,7 @@
 //! `bench/reference/bench.py`, which takes the same arguments and prints the same line:
 //!
 //! ```text
-//! selfsup-bench WORKLOAD --backend flex [--warmup N] [--iters N] [--limit N]
+//! selfsup-bench WORKLOAD --backend flex [--warmup N] [--iters N] [--limit N] [--budget-s S]
 //! {"workload":"nt-xent-256","impl":"flex","times_s":[…],"rss_idle_bytes":…,"rss_peak_bytes":…,"extra":{…}}
 //! ```
 //!
@@ -38,6 +38,9 @@ struct Args {
     /// Training images for the end-to-end workload (default: all 60,000).
     #[arg(long)]
     limit: Option<usize>,
+    /// Stop timing once this many seconds have passed (after at least one timed iteration).
+    #[arg(long, value_name = "SECONDS")]
+    budget_s: Option<f64>,
     /// Print the workloads and their default counts.
     #[arg(long)]
     list: bool,
@@ -79,6 +82,7 @@ fn main() -> ExitCode {
         warmup: args.warmup.unwrap_or(workload.warmup),
         iters: args.iters.unwrap_or(workload.iters).max(1),
         limit: args.limit,
+        budget_s: args.budget_s.unwrap_or(f64::INFINITY),
     };
     let rss_idle = rss_bytes("VmRSS");
     let result = match (workload.run)(&device, &settings) {

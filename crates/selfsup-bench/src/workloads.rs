@@ -25,6 +25,8 @@ pub struct Settings {
     pub iters: usize,
     /// Training images of the end-to-end workload (`None`: all).
     pub limit: Option<usize>,
+    /// Timing stops once this many seconds have passed, after at least one timed iteration.
+    pub budget_s: f64,
 }
 
 /// What a workload measured.
@@ -144,14 +146,19 @@ fn nt_xent(chunk: Option<usize>) -> selfsup_losses::NtXentLoss {
         .init()
 }
 
-/// Runs `step` `warmup + iters` times and returns the timed iterations' seconds.
+/// Runs `step` `warmup + iters` times and returns the timed iterations' seconds; stops early
+/// once the budget is spent and one iteration is timed.
 fn time(settings: &Settings, mut step: impl FnMut(usize)) -> Vec<f64> {
+    let began = Instant::now();
     let mut times = Vec::with_capacity(settings.iters);
     for i in 0..settings.warmup + settings.iters {
         let start = Instant::now();
         step(i);
         if i >= settings.warmup {
             times.push(start.elapsed().as_secs_f64());
+        }
+        if !times.is_empty() && began.elapsed().as_secs_f64() > settings.budget_s {
+            break;
         }
     }
     times

@@ -8,6 +8,7 @@ use selfsup_augment::Pipeline;
 use serde::{Deserialize, Serialize};
 
 use crate::UserError;
+use crate::samples::Samples;
 
 /// Methods `pretrain --method` accepts.
 pub const METHODS: [&str; 7] = [
@@ -168,11 +169,15 @@ impl RunConfig {
         Ok(())
     }
 
-    /// The view pipelines: the configured ones, or the method's preset for `side`-pixel images
-    /// of `channels` channels.
-    pub fn pipelines(&self, side: usize, channels: usize) -> Vec<Pipeline> {
+    /// The view pipelines: the configured ones, or the method's preset for these samples
+    /// (feature noise and masking for table rows).
+    pub fn pipelines(&self, samples: &Samples) -> Vec<Pipeline> {
         if !self.views.is_empty() {
             return self.views.clone();
+        }
+        let [channels, side, _] = samples.shape();
+        if samples.is_table() {
+            return vec![Pipeline::tabular(); 2];
         }
         match self.method.as_str() {
             "byol" => Pipeline::byol_pair(side).to_vec(),

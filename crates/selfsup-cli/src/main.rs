@@ -9,6 +9,7 @@ mod plot;
 mod pretrain;
 mod report;
 mod run;
+mod samples;
 
 use clap::{Parser, Subcommand};
 use selfsup_backend::Backend;

@@ -23,13 +23,15 @@ pub struct PretrainArgs {
     /// simclr, moco, byol, simsiam, barlow-twins, vicreg or dino [default: simclr]
     #[arg(long)]
     method: Option<String>,
-    /// convnet-s, resnet18 or mlp [default: convnet-s]
+    /// convnet-s, resnet18 or mlp [default: convnet-s; mlp for a CSV table]
     #[arg(long)]
     encoder: Option<String>,
-    /// fashion-mnist-10k (embedded), fashion-mnist, mnist, digits, or a folder of IDX files
+    /// fashion-mnist-10k (embedded), fashion-mnist, mnist, digits, a folder of IDX files or of
+    /// images (one sub-folder per class), or a CSV file (.csv or .csv.gz; class in the last
+    /// column; 20 % held out for testing)
     #[arg(long)]
     dataset: Option<String>,
-    /// Use only the first N training images
+    /// Use only the first N training samples
     #[arg(long, value_name = "N")]
     limit: Option<usize>,
     /// flex, ndarray, wgpu, vulkan, tch or cuda [default: $SELFSUP_BACKEND, else flex]
@@ -161,6 +163,13 @@ pub fn pretrain(args: PretrainArgs) -> Result<ExitCode, UserError> {
                 .to_string();
         }
         args.apply(&mut config);
+        if args.encoder.is_none()
+            && config.encoder == RunConfig::default().encoder
+            && crate::samples::is_csv(&config.dataset)
+        {
+            // Table rows are 1 × 1 × D: the MLP is the only encoder for them.
+            config.encoder = "mlp".into();
+        }
         let dir = run::run_dir(args.out.clone(), &config);
         if dir.join("config.toml").exists() {
             return Err(UserError(format!(
@@ -177,7 +186,7 @@ pub fn pretrain(args: PretrainArgs) -> Result<ExitCode, UserError> {
         .map_err(|e| UserError(format!("cannot create {}: {e}", dir.display())))?;
     checkpoint::write_atomic(&dir.join("config.toml"), config.to_toml().as_bytes())?;
     eprintln!(
-        "pretraining {} + {} on {} ({} images, {} steps per epoch) with {backend}; run directory {}",
+        "pretraining {} + {} on {} ({} training samples, {} steps per epoch) with {backend}; run directory {}",
         config.method,
         config.encoder,
         config.dataset,
@@ -195,7 +204,7 @@ pub fn pretrain(args: PretrainArgs) -> Result<ExitCode, UserError> {
     };
     let trained = run::with_networks(&config, &data, &autodiff, job)?;
     eprintln!(
-        "evaluating: linear probe ({} epochs) and raw-pixel kNN",
+        "evaluating: linear probe ({} epochs) and the raw-input kNN baseline",
         config.probe_epochs
     );
     let knn = KnnConfig::new().with_k(config.knn_k);
@@ -236,7 +245,7 @@ pub fn pretrain(args: PretrainArgs) -> Result<ExitCode, UserError> {
         &trained.step_losses,
         data.steps_per_epoch(&config),
         trained.z_test,
-        &data.split.test.labels,
+        data.split.test.labels(),
     )?;
     println!("{}", report::table(&summary, &trained.last));
     println!("  run directory: {}", dir.display());
@@ -417,7 +426,7 @@ impl Job for Embed<'_> {
             .try_to_vec::<f32>()
             .expect("features convert to f32");
         crate::npy::write_f32(self.out, &values, n, d)?;
-        let labels: Vec<i64> = set.labels.iter().map(|&l| l as i64).collect();
+        let labels: Vec<i64> = set.labels().iter().map(|&l| l as i64).collect();
         let stem = self.out.with_extension("");
         let labels_path = PathBuf::from(format!("{}.labels.npy", stem.display()));
         crate::npy::write_i64(&labels_path, &labels)?;

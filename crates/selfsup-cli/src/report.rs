@@ -4,14 +4,13 @@
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Tensor};
-use selfsup_augment::image_batch;
-use selfsup_data::{ImageSet, Split};
 use selfsup_eval::{KnnConfig, LinearProbeConfig, knn_accuracy, linear_probe};
 use serde::Serialize;
 
 use crate::UserError;
 use crate::config::RunConfig;
 use crate::run::{Data, Measurements, labels};
+use crate::samples::Split;
 
 /// `summary.json`.
 #[derive(Clone, Debug, Serialize)]
@@ -58,21 +57,13 @@ pub struct Summary {
     pub wall_s: f64,
 }
 
-/// Raw pixels as `[N, C·H·W]` features in `[0, 1]`.
-fn pixels(set: &ImageSet, device: &Device) -> Tensor<2> {
-    let indices: Vec<usize> = (0..set.len()).collect();
-    image_batch(set, &indices, device)
-        .0
-        .reshape([set.len(), set.image_size()])
-}
-
 /// kNN on raw pixels of the same split (the baseline every SSL number is read against).
 pub fn raw_knn(split: &Split, knn: &KnnConfig, classes: usize, device: &Device) -> f64 {
     knn_accuracy(
         knn,
-        pixels(&split.train, device),
+        split.train.raw_features(device),
         labels(&split.train, device),
-        pixels(&split.test, device),
+        split.test.raw_features(device),
         labels(&split.test, device),
         classes,
     )
@@ -130,9 +121,14 @@ fn percent(x: f64) -> String {
 
 /// The table printed at the end of `pretrain` (and by `eval`).
 pub fn table(summary: &Summary, measured: &Measurements) -> String {
+    let (samples, raw) = if crate::samples::is_csv(&summary.dataset) {
+        ("rows", "raw features")
+    } else {
+        ("images", "raw pixels")
+    };
     let mut out = String::new();
     out.push_str(&format!(
-        "\n{} + {} on {} ({} train / {} test images), {}, {} epochs ({} steps), {:.0} s, {:.0} images/s\n\n",
+        "\n{} + {} on {} ({} train / {} test {samples}), {}, {} epochs ({} steps), {:.0} s, {:.0} {samples}/s\n\n",
         summary.method,
         summary.encoder,
         summary.dataset,
@@ -146,7 +142,7 @@ pub fn table(summary: &Summary, measured: &Measurements) -> String {
     ));
     out.push_str("  features              kNN (k=20, cosine)   linear probe\n");
     out.push_str(&format!(
-        "  raw pixels            {}              -\n",
+        "  {raw:<20}  {}              -\n",
         percent(summary.raw_knn_acc)
     ));
     out.push_str(&format!(
@@ -157,12 +153,12 @@ pub fn table(summary: &Summary, measured: &Measurements) -> String {
     ));
     let verdict = if summary.knn_acc > summary.raw_knn_acc {
         format!(
-            "  the learned features beat raw pixels by {:.1} points of kNN accuracy\n",
+            "  the learned features beat {raw} by {:.1} points of kNN accuracy\n",
             (summary.knn_acc - summary.raw_knn_acc) * 100.0
         )
     } else {
         format!(
-            "  the learned features do NOT beat raw pixels yet ({:.1} points behind); train longer\n",
+            "  the learned features do NOT beat {raw} yet ({:.1} points behind); train longer\n",
             (summary.raw_knn_acc - summary.knn_acc) * 100.0
         )
     };

@@ -9,8 +9,7 @@ use burn::module::Module;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor};
-use selfsup_augment::{Pipeline, Rng, image_batch, label_batch, views};
-use selfsup_data::{ImageSet, Split};
+use selfsup_augment::{Pipeline, Rng, views};
 use selfsup_eval::{
     KnnConfig, OnlineProbe, alignment, collapse, knn_accuracy, rank_me, uniformity,
 };
@@ -23,6 +22,7 @@ use selfsup_nn::{ConvNetSConfig, DinoHeadConfig, Encoder, MlpEncoderConfig, ResN
 use crate::UserError;
 use crate::checkpoint::{self, Progress};
 use crate::config::RunConfig;
+use crate::samples::{self, Samples, Split};
 
 /// The dataset of a run, with the training part limited as asked.
 pub struct Data {
@@ -35,15 +35,20 @@ pub struct Data {
 impl Data {
     /// Loads `config.dataset` and applies `config.limit`.
     pub fn load(config: &RunConfig) -> Result<Data, UserError> {
-        let mut split =
-            selfsup_data::sources::load(&config.dataset).map_err(|e| UserError(e.to_string()))?;
+        let mut split = if samples::is_csv(&config.dataset) {
+            samples::load_csv(Path::new(&config.dataset))?
+        } else {
+            selfsup_data::sources::load(&config.dataset)
+                .map_err(|e| UserError(e.to_string()))?
+                .into()
+        };
         if let Some(limit) = config.limit {
             split.train = split.train.take(limit);
         }
         let classes = split.classes();
         if split.train.len() < config.batch {
             return Err(UserError(format!(
-                "--batch {} is larger than the {} training images; lower --batch or raise --limit",
+                "--batch {} is larger than the {} training samples; lower --batch or raise --limit",
                 config.batch,
                 split.train.len()
             )));
@@ -53,6 +58,14 @@ impl Data {
                 "dataset '{}' has no labels (images directly in the folder); selfsup pretrain \
                  evaluates with labels: put the images in one sub-folder per class",
                 config.dataset
+            )));
+        }
+        if split.train.is_table() && config.encoder != "mlp" {
+            return Err(UserError(format!(
+                "--encoder {} needs images; '{}' is a table of {} features: use --encoder mlp",
+                config.encoder,
+                config.dataset,
+                split.train.sample_size()
             )));
         }
         if split.test.len() < 2 || classes < 2 {
@@ -103,7 +116,7 @@ pub fn with_networks<J: Job>(
 ) -> Result<J::Output, UserError> {
     device.seed(config.seed);
     let train = &data.split.train;
-    let channels = train.channels;
+    let channels = train.shape()[0];
     match config.encoder.as_str() {
         "convnet-s" => with_method(
             config,
@@ -126,7 +139,7 @@ pub fn with_networks<J: Job>(
         "mlp" => with_method(
             config,
             data,
-            MlpEncoderConfig::new(train.image_size()).init(device),
+            MlpEncoderConfig::new(train.sample_size()).init(device),
             device,
             job,
         ),
@@ -145,7 +158,7 @@ fn with_method<E: Encoder, J: Job>(
     let steps_per_epoch = data.steps_per_epoch(config);
     let total_steps = steps_per_epoch * config.epochs;
     let (hidden, projection) = (config.hidden_dim, config.projection_dim);
-    let pipelines = config.pipelines(data.split.train.height, data.split.train.channels);
+    let pipelines = config.pipelines(&data.split.train);
     let method = config.method.as_str();
     macro_rules! go {
         ($method:expr) => {
@@ -211,20 +224,19 @@ fn with_method<E: Encoder, J: Job>(
 }
 
 /// Embeds every image of `set` with `encoder` (in inference mode), 512 at a time.
-pub fn embed<E: Encoder>(encoder: &E, set: &ImageSet, device: &Device) -> Tensor<2> {
+pub fn embed<E: Encoder>(encoder: &E, set: &Samples, device: &Device) -> Tensor<2> {
     let encoder = encoder.valid();
     let indices: Vec<usize> = (0..set.len()).collect();
     let parts: Vec<Tensor<2>> = indices
         .chunks(512)
-        .map(|chunk| encoder.encode(image_batch(set, chunk, device).0))
+        .map(|chunk| encoder.encode(set.batch(chunk, device).0))
         .collect();
     Tensor::cat(parts, 0)
 }
 
 /// All labels of `set` as a tensor.
-pub fn labels(set: &ImageSet, device: &Device) -> Tensor<1, Int> {
-    let indices: Vec<usize> = (0..set.len()).collect();
-    label_batch(set, &indices, device)
+pub fn labels(set: &Samples, device: &Device) -> Tensor<1, Int> {
+    set.all_labels(device)
 }
 
 /// The label-free and kNN measurements of an encoder, taken after every epoch.
@@ -266,7 +278,7 @@ pub fn measure<E: Encoder>(
     );
     // Two views of (up to) 1,024 test images, always drawn the same way.
     let sample: Vec<usize> = (0..test.len().min(1024)).collect();
-    let images = image_batch(test, &sample, device).0;
+    let images = test.batch(&sample, device).0;
     let mut rng = Rng::stream(seed, u64::MAX);
     let pair = views(&pipelines[..2.min(pipelines.len())], images, &mut rng);
     let encoder = encoder.valid();
@@ -451,7 +463,7 @@ impl Job for PretrainJob<'_> {
             let seconds_before = progress.train_seconds;
             for step_in_epoch in first..steps_per_epoch {
                 let indices = &order[step_in_epoch * config.batch..][..config.batch];
-                let (images, labels) = image_batch(train, indices, &autodiff);
+                let (images, labels) = train.batch(indices, &autodiff);
                 let mut rng = Rng::stream(config.seed ^ 0xA5A5_5A5A, progress.step as u64);
                 let batch = MultiViewBatch::new(views(&pipelines, images, &mut rng))
                     .with_labels(labels.clone());

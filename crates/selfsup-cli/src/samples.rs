@@ -1,0 +1,184 @@
+//! What a run trains on: images, or the rows of a CSV table seen as `1 × 1 × D` images.
+
+use std::path::Path;
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use selfsup_augment::{Rng, image_batch, label_batch, table_batch};
+use selfsup_data::ImageSet;
+use selfsup_data::table::{Table, read_csv};
+
+use crate::UserError;
+
+/// The samples of one split.
+pub enum Samples {
+    /// Images (bytes, scaled to `[0, 1]` when batched).
+    Images(ImageSet),
+    /// Table rows, each feature min–max scaled to `[0, 1]` with the training split's range.
+    Table(Table),
+}
+
+/// Training and test samples.
+pub struct Split {
+    /// Training samples.
+    pub train: Samples,
+    /// Held-out samples.
+    pub test: Samples,
+}
+
+impl Samples {
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        match self {
+            Samples::Images(set) => set.len(),
+            Samples::Table(table) => table.len(),
+        }
+    }
+
+    /// `[channels, height, width]` of one sample (`[1, 1, D]` for a table).
+    pub fn shape(&self) -> [usize; 3] {
+        match self {
+            Samples::Images(set) => [set.channels, set.height, set.width],
+            Samples::Table(table) => [1, 1, table.columns],
+        }
+    }
+
+    /// Values per sample.
+    pub fn sample_size(&self) -> usize {
+        self.shape().iter().product()
+    }
+
+    /// Whether these are table rows.
+    pub fn is_table(&self) -> bool {
+        matches!(self, Samples::Table(_))
+    }
+
+    /// Labels (empty when unlabelled).
+    pub fn labels(&self) -> &[u8] {
+        match self {
+            Samples::Images(set) => &set.labels,
+            Samples::Table(table) => &table.labels,
+        }
+    }
+
+    /// Keeps the first `n` samples.
+    pub fn take(self, n: usize) -> Samples {
+        match self {
+            Samples::Images(set) => Samples::Images(set.take(n)),
+            Samples::Table(mut table) => {
+                let n = n.min(table.len());
+                table.features.truncate(n * table.columns);
+                table.labels.truncate(n.min(table.labels.len()));
+                Samples::Table(table)
+            }
+        }
+    }
+
+    /// The samples at `indices` as `[len, C, H, W]` values in `[0, 1]`, with their labels.
+    pub fn batch(&self, indices: &[usize], device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
+        match self {
+            Samples::Images(set) => image_batch(set, indices, device),
+            Samples::Table(table) => (
+                table_batch(table, indices, device).0,
+                self.label_batch(indices, device),
+            ),
+        }
+    }
+
+    /// The labels at `indices`.
+    pub fn label_batch(&self, indices: &[usize], device: &Device) -> Tensor<1, Int> {
+        match self {
+            Samples::Images(set) => label_batch(set, indices, device),
+            Samples::Table(table) => {
+                let labels: Vec<i64> = indices.iter().map(|&i| table.labels[i] as i64).collect();
+                Tensor::from_data(TensorData::new(labels, [indices.len()]), device)
+            }
+        }
+    }
+
+    /// Every label.
+    pub fn all_labels(&self, device: &Device) -> Tensor<1, Int> {
+        let indices: Vec<usize> = (0..self.len()).collect();
+        self.label_batch(&indices, device)
+    }
+
+    /// Every sample flattened: `[N, C·H·W]` raw inputs (the baseline features).
+    pub fn raw_features(&self, device: &Device) -> Tensor<2> {
+        let indices: Vec<usize> = (0..self.len()).collect();
+        self.batch(&indices, device)
+            .0
+            .reshape([self.len(), self.sample_size()])
+    }
+}
+
+impl Split {
+    /// Number of classes (0 when unlabelled).
+    pub fn classes(&self) -> usize {
+        let max = |s: &Samples| s.labels().iter().max().map_or(0, |&m| m as usize + 1);
+        match (&self.train, &self.test) {
+            (Samples::Images(train), Samples::Images(test)) => train.classes.max(test.classes),
+            (train, test) => max(train).max(max(test)),
+        }
+    }
+}
+
+/// Whether a `--dataset` value names a CSV file.
+pub fn is_csv(dataset: &str) -> bool {
+    dataset.ends_with(".csv") || dataset.ends_with(".csv.gz")
+}
+
+/// Loads a labelled CSV (class in the last column), holds out a fixed, seeded 20 % as the test
+/// split, and scales each feature to `[0, 1]` with the training rows' minimum and maximum
+/// (test values outside that range are clamped).
+pub fn load_csv(path: &Path) -> Result<Split, UserError> {
+    let table = read_csv(path, true).map_err(|e| UserError(e.to_string()))?;
+    if table.len() < 10 {
+        return Err(UserError(format!(
+            "{}: {} data rows; a run needs at least 10 (8 to train, 2 to test)",
+            path.display(),
+            table.len()
+        )));
+    }
+    let order = Rng::new(0x7AB1E).permutation(table.len());
+    let test_len = (table.len() / 5).max(2);
+    let (test_rows, train_rows) = order.split_at(test_len);
+    let (mut train, mut test) = (rows(&table, train_rows), rows(&table, test_rows));
+    let d = table.columns;
+    for j in 0..d {
+        let column = train.features.iter().skip(j).step_by(d);
+        let (lo, hi) = column.fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
+            (lo.min(v), hi.max(v))
+        });
+        let scale = if hi > lo { 1.0 / (hi - lo) } else { 0.0 };
+        for t in [&mut train, &mut test] {
+            for v in t.features.iter_mut().skip(j).step_by(d) {
+                *v = ((*v - lo) * scale).clamp(0.0, 1.0);
+            }
+        }
+    }
+    Ok(Split {
+        train: Samples::Table(train),
+        test: Samples::Table(test),
+    })
+}
+
+/// The rows `indices` of `table`, in that order.
+fn rows(table: &Table, indices: &[usize]) -> Table {
+    Table {
+        features: indices
+            .iter()
+            .flat_map(|&i| table.row(i).iter().copied())
+            .collect(),
+        labels: indices.iter().map(|&i| table.labels[i]).collect(),
+        columns: table.columns,
+        names: table.names.clone(),
+    }
+}
+
+impl From<selfsup_data::Split> for Split {
+    fn from(split: selfsup_data::Split) -> Split {
+        Split {
+            train: Samples::Images(split.train),
+            test: Samples::Images(split.test),
+        }
+    }
+}
