@@ -45,7 +45,8 @@ impl Table {
 }
 
 /// Parses CSV text (comma-separated, no quoting). A first line with a non-numeric field is a
-/// header. With `labelled`, the last column is the class label (an integer in `0..=255`).
+/// header: column names, or scikit-learn's `n_samples,n_features,class names…` (checked against
+/// the rows). With `labelled`, the last column is the class label (an integer in `0..=255`).
 ///
 /// # Errors
 ///
@@ -71,6 +72,18 @@ pub fn parse_csv(text: &str, labelled: bool, path: &Path) -> Result<Table, DataE
     {
         header = Some(split(first));
         lines.next();
+    }
+    // scikit-learn's bundled tables (iris.csv, wine_data.csv, breast_cancer.csv) start with
+    // `n_samples,n_features,class names…` instead of column names.
+    let sklearn = header.as_ref().and_then(|h| match h.as_slice() {
+        [samples, columns, ..] => Some((
+            samples.parse::<usize>().ok()?,
+            columns.parse::<usize>().ok()?,
+        )),
+        _ => None,
+    });
+    if sklearn.is_some() {
+        header = None;
     }
     let (mut features, mut labels) = (Vec::new(), Vec::new());
     let mut width = header.as_ref().map(Vec::len);
@@ -129,6 +142,17 @@ pub fn parse_csv(text: &str, labelled: bool, path: &Path) -> Result<Table, DataE
     let columns = if labelled { width - 1 } else { width };
     if columns == 0 {
         return Err(DataError::new(path, "no feature column"));
+    }
+    if let Some((samples, expected)) = sklearn
+        && (samples != rows || expected != columns)
+    {
+        return Err(DataError::new(
+            path,
+            format!(
+                "the first line announces {samples} rows of {expected} features, the file has \
+                 {rows} rows of {columns}"
+            ),
+        ));
     }
     let names = match header {
         Some(names) => names[..columns].to_vec(),

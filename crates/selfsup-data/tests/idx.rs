@@ -180,6 +180,24 @@ mod csv_tables {
         assert!(unlabelled.labels.is_empty());
     }
 
+    /// The first lines of scikit-learn's `iris.csv`, as shipped in its wheel.
+    #[test]
+    fn scikit_learn_tables_announce_their_size_on_the_first_line() {
+        let text = "3,4,setosa,versicolor,virginica\n5.1,3.5,1.4,0.2,0\n7.0,3.2,4.7,1.4,1\n6.3,3.3,6.0,2.5,2\n";
+        let table = parse_csv(text, true, Path::new("iris.csv")).unwrap();
+        assert_eq!((table.len(), table.columns), (3, 4));
+        assert_eq!(table.row(2), &[6.3, 3.3, 6.0, 2.5]);
+        assert_eq!(table.labels, vec![0, 1, 2]);
+        assert_eq!(table.names, vec!["c0", "c1", "c2", "c3"]);
+        let short = "4,4,setosa\n5.1,3.5,1.4,0.2,0\n";
+        assert_eq!(
+            parse_csv(short, true, Path::new("iris.csv"))
+                .unwrap_err()
+                .to_string(),
+            "iris.csv: the first line announces 4 rows of 4 features, the file has 1 rows of 4"
+        );
+    }
+
     #[test]
     fn bad_rows_are_errors_naming_the_line_and_column() {
         let error = |text: &str| {
