@@ -326,7 +326,7 @@ fn stats(times: &[f64]) -> Option<(f64, f64, f64)> {
     let mut sorted = times.to_vec();
     sorted.sort_by(f64::total_cmp);
     let mid = sorted.len() / 2;
-    let median = if sorted.len() % 2 == 0 {
+    let median = if sorted.len().is_multiple_of(2) {
         (sorted[mid - 1] + sorted[mid]) / 2.0
     } else {
         sorted[mid]

@@ -59,6 +59,9 @@ pub struct Summary {
 
 /// kNN on raw pixels of the same split (the baseline every SSL number is read against).
 pub fn raw_knn(split: &Split, knn: &KnnConfig, classes: usize, device: &Device) -> f64 {
+    if classes == 0 {
+        return f64::NAN;
+    }
     knn_accuracy(
         knn,
         split.train.raw_features(device),
@@ -77,6 +80,9 @@ pub fn linear(
     z_test: Tensor<2>,
     device: &Device,
 ) -> f64 {
+    if !data.labelled() {
+        return f64::NAN;
+    }
     let probe = LinearProbeConfig::new()
         .with_epochs(config.probe_epochs)
         .with_seed(config.seed);
@@ -115,8 +121,13 @@ pub fn write(
     Ok(vec![loss_png, pca_png])
 }
 
+/// A fraction as a percentage; `-` for a measurement that needs labels the data lacks.
 fn percent(x: f64) -> String {
-    format!("{:5.1} %", x * 100.0)
+    if x.is_finite() {
+        format!("{:5.1} %", x * 100.0)
+    } else {
+        "    -  ".to_string()
+    }
 }
 
 /// The table printed at the end of `pretrain` (and by `eval`).
@@ -151,7 +162,11 @@ pub fn table(summary: &Summary, measured: &Measurements) -> String {
         percent(summary.knn_acc),
         percent(summary.linear_acc)
     ));
-    let verdict = if summary.knn_acc > summary.raw_knn_acc {
+    let verdict = if !summary.knn_acc.is_finite() {
+        "  no labels (no class sub-folders): kNN and linear probe need them; the label-free \
+         metrics below still judge the features\n"
+            .to_string()
+    } else if summary.knn_acc > summary.raw_knn_acc {
         format!(
             "  the learned features beat {raw} by {:.1} points of kNN accuracy\n",
             (summary.knn_acc - summary.raw_knn_acc) * 100.0

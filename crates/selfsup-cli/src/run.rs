@@ -53,13 +53,6 @@ impl Data {
                 split.train.len()
             )));
         }
-        if classes == 0 {
-            return Err(UserError(format!(
-                "dataset '{}' has no labels (images directly in the folder); selfsup pretrain \
-                 evaluates with labels: put the images in one sub-folder per class",
-                config.dataset
-            )));
-        }
         if split.train.is_table() && config.encoder != "mlp" {
             return Err(UserError(format!(
                 "--encoder {} needs images; '{}' is a table of {} features: use --encoder mlp",
@@ -68,15 +61,22 @@ impl Data {
                 split.train.sample_size()
             )));
         }
-        if split.test.len() < 2 || classes < 2 {
+        if split.test.len() < 2 || classes == 1 {
             return Err(UserError(format!(
-                "dataset '{}' needs at least 2 test images and 2 classes to evaluate, has {} and {}",
+                "dataset '{}' needs at least 2 test samples and, when labelled, 2 classes to \
+                 evaluate; it has {} and {}",
                 config.dataset,
                 split.test.len(),
                 classes
             )));
         }
         Ok(Data { split, classes })
+    }
+
+    /// Whether the samples have class labels (an image folder without class sub-folders has
+    /// none: such a run reports the label-free metrics only).
+    pub fn labelled(&self) -> bool {
+        self.classes > 0
     }
 
     /// Steps per epoch (the last partial batch is dropped).
@@ -154,7 +154,8 @@ fn with_method<E: Encoder, J: Job>(
     device: &Device,
     job: J,
 ) -> Result<J::Output, UserError> {
-    let probe = OnlineProbe::new(encoder.output_dim(), data.classes, device);
+    // Without labels every sample is class 0 of a one-class probe: its loss and gradient are 0.
+    let probe = OnlineProbe::new(encoder.output_dim(), data.classes.max(1), device);
     let steps_per_epoch = data.steps_per_epoch(config);
     let total_steps = steps_per_epoch * config.epochs;
     let (hidden, projection) = (config.hidden_dim, config.projection_dim);
@@ -268,14 +269,18 @@ pub fn measure<E: Encoder>(
     let (train, test) = (&data.split.train, &data.split.test);
     let z_train = embed(encoder, train, device);
     let z_test = embed(encoder, test, device);
-    let knn_acc = knn_accuracy(
-        knn,
-        z_train.clone(),
-        labels(train, device),
-        z_test.clone(),
-        labels(test, device),
-        data.classes,
-    );
+    let knn_acc = if data.labelled() {
+        knn_accuracy(
+            knn,
+            z_train.clone(),
+            labels(train, device),
+            z_test.clone(),
+            labels(test, device),
+            data.classes,
+        )
+    } else {
+        f64::NAN
+    };
     // Two views of (up to) 1,024 test images, always drawn the same way.
     let sample: Vec<usize> = (0..test.len().min(1024)).collect();
     let images = test.batch(&sample, device).0;
@@ -370,10 +375,14 @@ impl ProgressLine {
         let width = 24;
         let filled = width * step / steps.max(1);
         let line = format!(
-            "epoch {epoch}/{epochs} [{}{}] {step}/{steps}  loss {loss:.4}  probe {:.1}%  {images_per_s:.0} img/s",
+            "epoch {epoch}/{epochs} [{}{}] {step}/{steps}  loss {loss:.4}  probe {}  {images_per_s:.0} img/s",
             "#".repeat(filled),
             ".".repeat(width - filled),
-            probe * 100.0
+            if probe.is_finite() {
+                format!("{:.1}%", probe * 100.0)
+            } else {
+                "-".to_string()
+            }
         );
         if self.terminal {
             eprint!("\r{line}\x1b[K");
@@ -499,7 +508,11 @@ impl Job for PretrainJob<'_> {
                     step_in_epoch + 1,
                     loss_sum / (step_in_epoch + 1 - first) as f64,
                     seen as f64 / elapsed.max(1e-9),
-                    correct as f64 / seen as f64,
+                    if data.labelled() {
+                        correct as f64 / seen as f64
+                    } else {
+                        f64::NAN
+                    },
                 );
                 let at_epoch_end = step_in_epoch + 1 == steps_per_epoch;
                 if config.checkpoint_every > 0
@@ -514,7 +527,11 @@ impl Job for PretrainJob<'_> {
             progress.train_seconds = seconds_before + epoch_seconds;
             progress.epoch = epoch + 1;
             let images_per_s = seen as f64 / epoch_seconds.max(1e-9);
-            online_probe_acc = correct as f64 / seen.max(1) as f64;
+            online_probe_acc = if data.labelled() {
+                correct as f64 / seen.max(1) as f64
+            } else {
+                f64::NAN
+            };
             let (measured, z_train, z_test) = measure(
                 model.method.encoder(),
                 data,

@@ -445,3 +445,75 @@ fn pretrain_learns_from_a_csv_table() {
     );
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// Writes an 8×8 grayscale PNG.
+fn write_png(path: &std::path::Path, pixels: &[u8]) {
+    let file = std::fs::File::create(path).unwrap();
+    let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), 8, 8);
+    encoder.set_color(png::ColorType::Grayscale);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder
+        .write_header()
+        .unwrap()
+        .write_image_data(pixels)
+        .unwrap();
+}
+
+#[test]
+fn pretrain_on_an_unlabelled_image_folder_reports_label_free_metrics() {
+    let root = scratch("unlabelled");
+    let images = root.join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    for i in 0..60u32 {
+        // A bright square at one of four places on a dark background.
+        let (x0, y0) = ((i % 2) * 4, (i / 2 % 2) * 4);
+        let pixels: Vec<u8> = (0..64u32)
+            .map(|p| {
+                let (x, y) = (p % 8, p / 8);
+                let inside = (x0..x0 + 4).contains(&x) && (y0..y0 + 4).contains(&y);
+                if inside {
+                    200 + (i % 50) as u8
+                } else {
+                    (i * 7 % 30) as u8
+                }
+            })
+            .collect();
+        write_png(&images.join(format!("img{i:03}.png")), &pixels);
+    }
+    let dir = root.join("run");
+    let out = selfsup(&[
+        "pretrain",
+        "--dataset",
+        images.to_str().unwrap(),
+        "--encoder",
+        "mlp",
+        "--batch",
+        "16",
+        "--epochs",
+        "2",
+        "--backend",
+        &backend(),
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("no labels"), "{stdout}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    // 60 images, every fifth held out.
+    assert_eq!(summary["train_images"], 48);
+    assert_eq!(summary["test_images"], 12);
+    for key in ["knn_acc", "linear_acc", "raw_knn_acc", "online_probe_acc"] {
+        assert!(summary[key].is_null(), "{key} = {}", summary[key]);
+    }
+    let rankme = summary["rankme"].as_f64().unwrap();
+    assert!(rankme >= 1.0 && rankme.is_finite(), "rankme = {rankme}");
+    assert!(summary["uniformity"].as_f64().unwrap().is_finite());
+    assert_eq!(&std::fs::read(dir.join("pca.png")).unwrap()[1..4], b"PNG");
+    let _ = std::fs::remove_dir_all(&root);
+}
