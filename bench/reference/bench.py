@@ -26,6 +26,7 @@ from torch import nn
 
 BATCH = 256
 REPO = Path(__file__).resolve().parents[2]
+DEVICE = torch.device("cpu")
 
 
 def rss_bytes(field):
@@ -60,8 +61,8 @@ def timed(warmup, iters, step):
 def pair_loss(args, n, d, loss_fn):
     """Forward + backward of a loss of two [n, d] embeddings."""
     gen = torch.Generator().manual_seed(0)
-    a = torch.randn(n, d, generator=gen)
-    b = torch.randn(n, d, generator=gen)
+    a = torch.randn(n, d, generator=gen).to(DEVICE)
+    b = torch.randn(n, d, generator=gen).to(DEVICE)
 
     def step(_):
         za = a.clone().requires_grad_()
@@ -82,8 +83,8 @@ def triplet_batch_hard(args):
     from pytorch_metric_learning import losses, miners
 
     gen = torch.Generator().manual_seed(0)
-    x = torch.randn(256, 128, generator=gen)
-    labels = torch.arange(256) % 16
+    x = torch.randn(256, 128, generator=gen).to(DEVICE)
+    labels = (torch.arange(256) % 16).to(DEVICE)
     miner = miners.BatchHardMiner()
     loss_fn = losses.TripletMarginLoss(margin=0.05)
 
@@ -155,15 +156,15 @@ def simclr_view(x, gen):
     log-uniform in [3/4, 4/3], bilinear, zero padding), flip p 0.5, brightness ±0.4, contrast
     ×U(0.6, 1.4) around the per-image mean, clamp to [0, 1]."""
     n = x.shape[0]
-    u = lambda lo, hi: torch.empty(n).uniform_(lo, hi, generator=gen)
+    u = lambda lo, hi: torch.empty(n).uniform_(lo, hi, generator=gen).to(DEVICE)
     area = u(0.3, 1.0)
     ratio = torch.exp(u(math.log(3 / 4), math.log(4 / 3)))
     w = torch.sqrt(area * ratio).clamp(max=1.0)
     h = torch.sqrt(area / ratio).clamp(max=1.0)
     cx = (1 - w) * u(0, 1) * 2 - (1 - w)
     cy = (1 - h) * u(0, 1) * 2 - (1 - h)
-    flip = torch.where(torch.rand(n, generator=gen) < 0.5, -1.0, 1.0)
-    theta = torch.zeros(n, 2, 3)
+    flip = torch.where(torch.rand(n, generator=gen) < 0.5, -1.0, 1.0).to(DEVICE)
+    theta = torch.zeros(n, 2, 3, device=DEVICE)
     theta[:, 0, 0] = w * flip
     theta[:, 0, 2] = cx
     theta[:, 1, 1] = h
@@ -200,18 +201,20 @@ class Trainer:
 
     def __init__(self):
         torch.manual_seed(0)
-        self.model = SimCLR()
+        self.model = SimCLR().to(DEVICE)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3, eps=1e-8, weight_decay=1e-6)
         self.gen = torch.Generator().manual_seed(0xA5A5)
 
     def step(self, images_u8):
         self.model.train()
-        x = images_u8.unsqueeze(1).float().div_(255.0)
+        x = images_u8.to(DEVICE).unsqueeze(1).float().div_(255.0)
         loss = self.model(simclr_view(x, self.gen), simclr_view(x, self.gen))
         value = loss.item()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
+        if DEVICE.type == "cuda":
+            torch.cuda.synchronize()
         return value
 
 
@@ -231,7 +234,7 @@ def simclr_step(args):
 @torch.no_grad()
 def embed(backbone, images):
     backbone.eval()
-    return torch.cat([backbone(chunk.unsqueeze(1).float() / 255.0) for chunk in images.split(512)])
+    return torch.cat([backbone(c.to(DEVICE).unsqueeze(1).float() / 255.0) for c in images.split(512)])
 
 
 @torch.no_grad()
@@ -241,7 +244,7 @@ def knn_accuracy(bank, bank_labels, queries, query_labels, classes, k=20, temper
     correct = 0
     for q, y in zip(queries.split(1024), query_labels.split(1024)):
         sim, idx = (q @ bank.T).topk(k, dim=1)
-        votes = torch.zeros(q.shape[0], classes).scatter_add_(1, bank_labels[idx], (sim / temperature).exp())
+        votes = torch.zeros(q.shape[0], classes, device=DEVICE).scatter_add_(1, bank_labels[idx], (sim / temperature).exp())
         correct += (votes.argmax(1) == y).sum().item()
     return correct / queries.shape[0]
 
@@ -265,7 +268,9 @@ def simclr_epoch_knn(args):
             loss = trainer.step(train[order[b * BATCH : (b + 1) * BATCH]])
         train_s = time.perf_counter() - start
         backbone = trainer.model.backbone
-        acc = knn_accuracy(embed(backbone, train), train_labels, embed(backbone, test), test_labels, 10)
+        acc = knn_accuracy(
+            embed(backbone, train), train_labels.to(DEVICE), embed(backbone, test), test_labels.to(DEVICE), 10
+        )
         extra.update(
             knn_acc=acc,
             last_loss=loss,
@@ -305,9 +310,11 @@ def main():
     parser.add_argument("--limit", type=int)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--budget-s", type=float, default=math.inf)
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda for the GPU check")
     args = parser.parse_args()
-    global BUDGET_S
+    global BUDGET_S, DEVICE
     BUDGET_S = args.budget_s
+    DEVICE = torch.device(args.device)
     torch.set_num_threads(args.threads)
     idle = rss_bytes("VmRSS")
     try:
@@ -324,7 +331,7 @@ def main():
                 "rss_idle_bytes": idle,
                 "rss_peak_bytes": rss_bytes("VmHWM"),
                 "extra": extra,
-                "versions": {"torch": torch.__version__, "threads": torch.get_num_threads()},
+                "versions": {"torch": torch.__version__, "threads": torch.get_num_threads(), "device": str(DEVICE)},
             }
         )
     )
