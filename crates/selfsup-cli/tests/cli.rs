@@ -348,6 +348,18 @@ fn pretrain_mistakes_are_one_line_errors() {
     let _ = std::fs::remove_dir_all(&root);
 }
 
+/// Checks that a `pretrain` succeeded; returns its stdout and the run's `summary.json`.
+fn finished_run(out: &Output, dir: &std::path::Path) -> (String, serde_json::Value) {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary = std::fs::read_to_string(dir.join("summary.json")).unwrap();
+    (stdout, serde_json::from_str(&summary).unwrap())
+}
+
 /// A labelled CSV of `rows` rows: 8 features around one of 3 well-separated class centres, the
 /// class in the last column, with a header line.
 fn clustered_csv(path: &std::path::Path, rows: usize) {
@@ -393,15 +405,8 @@ fn pretrain_learns_from_a_csv_table() {
         "--out",
         dir.to_str().unwrap(),
     ]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (stdout, summary) = finished_run(&out, &dir);
     assert!(stdout.contains("raw features"), "{stdout}");
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["encoder"], "mlp");
     assert_eq!(summary["train_images"], 240);
     assert_eq!(summary["test_images"], 60);
@@ -496,15 +501,8 @@ fn pretrain_on_an_unlabelled_image_folder_reports_label_free_metrics() {
         "--out",
         dir.to_str().unwrap(),
     ]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (stdout, summary) = finished_run(&out, &dir);
     assert!(stdout.contains("no labels"), "{stdout}");
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
     // 60 images, every fifth held out.
     assert_eq!(summary["train_images"], 48);
     assert_eq!(summary["test_images"], 12);
