@@ -317,15 +317,15 @@ impl Job for Loaded<'_> {
             self.device,
         );
         if wants("knn") {
-            println!("knn_acc      {:.4}", measured.knn_acc);
+            println!("knn_acc      {}", accuracy(measured.knn_acc));
         }
         if wants("linear") {
             let acc = report::linear(self.config, self.data, z_train, z_test, self.device);
-            println!("linear_acc   {acc:.4}");
+            println!("linear_acc   {}", accuracy(acc));
         }
         if wants("raw") {
             let raw = report::raw_knn(&self.data.split, &knn, self.data.classes, self.device);
-            println!("raw_knn_acc  {raw:.4}");
+            println!("raw_knn_acc  {}", accuracy(raw));
         }
         if wants("label-free") {
             println!("rankme       {:.2}", measured.rankme);
@@ -457,4 +457,13 @@ pub fn embed(args: EmbedArgs) -> Result<ExitCode, UserError> {
     };
     run::with_networks(&config, &data, &device, job)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// An accuracy for `eval`'s output; NaN (an unlabelled run) says what is missing.
+fn accuracy(value: f64) -> String {
+    if value.is_finite() {
+        format!("{value:.4}")
+    } else {
+        "- (needs labels: class sub-folders)".to_string()
+    }
 }

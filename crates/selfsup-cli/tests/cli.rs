@@ -513,5 +513,16 @@ fn pretrain_on_an_unlabelled_image_folder_reports_label_free_metrics() {
     assert!(rankme >= 1.0 && rankme.is_finite(), "rankme = {rankme}");
     assert!(summary["uniformity"].as_f64().unwrap().is_finite());
     assert_eq!(&std::fs::read(dir.join("pca.png")).unwrap()[1..4], b"PNG");
+    let out = selfsup(&["eval", dir.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("knn_acc      - (needs labels") && stdout.contains("rankme"),
+        "{stdout}"
+    );
     let _ = std::fs::remove_dir_all(&root);
 }
