@@ -468,6 +468,14 @@ impl Job for PretrainJob<'_> {
             let order = Rng::stream(config.seed, epoch as u64).permutation(train.len());
             let first = progress.step - epoch * steps_per_epoch;
             let (mut loss_sum, mut correct, mut seen) = (0.0, 0i64, 0usize);
+            // Without labels the one-class probe is always right: report nothing instead.
+            let probe_accuracy = |correct: i64, seen: usize| {
+                if data.labelled() {
+                    correct as f64 / seen.max(1) as f64
+                } else {
+                    f64::NAN
+                }
+            };
             let started = Instant::now();
             let seconds_before = progress.train_seconds;
             for step_in_epoch in first..steps_per_epoch {
@@ -508,11 +516,7 @@ impl Job for PretrainJob<'_> {
                     step_in_epoch + 1,
                     loss_sum / (step_in_epoch + 1 - first) as f64,
                     seen as f64 / elapsed.max(1e-9),
-                    if data.labelled() {
-                        correct as f64 / seen as f64
-                    } else {
-                        f64::NAN
-                    },
+                    probe_accuracy(correct, seen),
                 );
                 let at_epoch_end = step_in_epoch + 1 == steps_per_epoch;
                 if config.checkpoint_every > 0
@@ -527,11 +531,7 @@ impl Job for PretrainJob<'_> {
             progress.train_seconds = seconds_before + epoch_seconds;
             progress.epoch = epoch + 1;
             let images_per_s = seen as f64 / epoch_seconds.max(1e-9);
-            online_probe_acc = if data.labelled() {
-                correct as f64 / seen.max(1) as f64
-            } else {
-                f64::NAN
-            };
+            online_probe_acc = probe_accuracy(correct, seen);
             let (measured, z_train, z_test) = measure(
                 model.method.encoder(),
                 data,
