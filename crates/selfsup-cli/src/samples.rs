@@ -77,10 +77,13 @@ impl Samples {
     pub fn batch(&self, indices: &[usize], device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
         match self {
             Samples::Images(set) => image_batch(set, indices, device),
-            Samples::Table(table) => (
-                table_batch(table, indices, device).0,
-                self.label_batch(indices, device),
-            ),
+            Samples::Table(table) => {
+                let (rows, labels) = table_batch(table, indices, device);
+                (
+                    rows,
+                    labels.expect("pretrain loads CSV tables with their labels"),
+                )
+            }
         }
     }
 
