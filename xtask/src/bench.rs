@@ -102,7 +102,7 @@ pub fn run(options: &Options) -> Result<ExitCode, String> {
             for k in 0..impls.len() {
                 let slot = (k + round) % impls.len();
                 let imp = impls[slot].clone();
-                let skip = too_slow(workload, &imp, &results);
+                let skip = too_slow(workload, &imp, options, &results);
                 let measured = &mut row[slot].1;
                 if measured.missing.is_some() {
                     continue;
@@ -268,6 +268,7 @@ fn command(
 fn too_slow(
     workload: &Planned,
     imp: &str,
+    options: &Options,
     results: &[(String, Vec<(String, Measured)>)],
 ) -> Option<String> {
     if workload.name != "simclr-epoch-knn" {
@@ -276,7 +277,8 @@ fn too_slow(
     let (_, row) = results.iter().find(|(w, _)| w == "simclr-step")?;
     let (_, step) = row.iter().find(|(i, _)| i == imp)?;
     let per_s = step.extra["images_per_s"].as_f64()?;
-    let epoch_s = 60_000.0 / per_s;
+    let images = options.limit.map_or(60_000, |limit| limit.min(60_000));
+    let epoch_s = images as f64 / per_s;
     (epoch_s > EPOCH_BUDGET_S).then(|| {
         format!(
             "skipped: simclr-step ran at {per_s:.0} images/s, so one epoch would take ≈ {:.0} min",
