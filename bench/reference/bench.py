@@ -249,6 +249,21 @@ def knn_accuracy(bank, bank_labels, queries, query_labels, classes, k=20, temper
     return correct / queries.shape[0]
 
 
+def knn_10k_60k(args):
+    """selfsup-bench's knn-10k-60k: Gaussian features, labels i mod 10."""
+    gen = torch.Generator().manual_seed(0)
+    bank = torch.randn(60_000, 128, generator=gen).to(DEVICE)
+    queries = torch.randn(10_000, 128, generator=gen).to(DEVICE)
+    bank_labels = (torch.arange(60_000) % 10).to(DEVICE)
+    query_labels = (torch.arange(10_000) % 10).to(DEVICE)
+    extra = {}
+
+    def step(_):
+        extra["knn_acc"] = knn_accuracy(bank, bank_labels, queries, query_labels, 10)
+
+    return timed(args.warmup, args.iters, step), extra
+
+
 def simclr_epoch_knn(args):
     cache = Path(os.environ.get("SELFSUP_CACHE", Path.home() / ".cache/selfsup"))
     folder = cache / "data/fashion-mnist"
@@ -296,6 +311,7 @@ WORKLOADS = {
         "lightly has no chunked NT-Xent, and its unchunked loss needs several (2N)² = 16 GiB "
         "matrices at 2N = 65,536: more than this machine's memory"
     ),
+    "knn-10k-60k": knn_10k_60k,
     "simclr-step": simclr_step,
     "simclr-epoch-knn": simclr_epoch_knn,
 }

@@ -124,6 +124,13 @@ pub const ALL: &[Workload] = &[
         },
     },
     Workload {
+        name: "knn-10k-60k",
+        about: "weighted kNN (k=20, cosine, τ=0.1): 10,000 queries against 60,000 bank rows, D=128",
+        warmup: 1,
+        iters: 5,
+        run: knn_10k_60k,
+    },
+    Workload {
         name: "simclr-step",
         about: "SimCLR training step: ConvNet-S, batch 256, 28×28, 2 augmented views, Adam",
         warmup: 3,
@@ -144,6 +151,33 @@ fn nt_xent(chunk: Option<usize>) -> selfsup_losses::NtXentLoss {
         .with_temperature(0.5)
         .with_chunk_size(chunk)
         .init()
+}
+
+/// The kNN evaluation of the end-to-end workload alone, on Gaussian features with labels
+/// `i mod 10` (its accuracy is chance; the time is the point).
+fn knn_10k_60k(device: &Device, settings: &Settings) -> Result<Outcome, String> {
+    let bank = normal(60_000, 128, 1, device);
+    let queries = normal(10_000, 128, 2, device);
+    let labels = |n: usize| {
+        let values: Vec<i64> = (0..n as i64).map(|i| i % 10).collect();
+        Tensor::<1, Int>::from_data(TensorData::new(values, [n]), device)
+    };
+    let (bank_labels, query_labels) = (labels(60_000), labels(10_000));
+    let mut acc = 0.0;
+    let times = time(settings, |_| {
+        acc = knn_accuracy(
+            &KnnConfig::new(),
+            bank.clone(),
+            bank_labels.clone(),
+            queries.clone(),
+            query_labels.clone(),
+            10,
+        );
+    });
+    Ok(Outcome {
+        times,
+        extra: json!({ "knn_acc": acc }),
+    })
 }
 
 /// Runs `step` `warmup + iters` times and returns the timed iterations' seconds; stops early
