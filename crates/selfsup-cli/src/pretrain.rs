@@ -219,6 +219,7 @@ pub fn pretrain(args: PretrainArgs) -> Result<ExitCode, UserError> {
     let raw_knn_acc = report::raw_knn(&data.split, &knn, data.classes, &device);
     let summary = Summary {
         knn_acc: trained.last.knn_acc,
+        knn_k: config.knn_k,
         linear_acc,
         raw_knn_acc,
         rankme: trained.last.rankme,

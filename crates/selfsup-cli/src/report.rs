@@ -17,6 +17,8 @@ use crate::samples::Split;
 pub struct Summary {
     /// Weighted kNN accuracy of the learned features (test against train).
     pub knn_acc: f64,
+    /// Neighbours that vote in the kNN evaluations (`knn-k`).
+    pub knn_k: usize,
     /// Linear-probe accuracy on the learned features.
     pub linear_acc: f64,
     /// The same kNN on raw pixels, same split.
@@ -151,7 +153,10 @@ pub fn table(summary: &Summary, measured: &Measurements) -> String {
         summary.wall_s,
         summary.images_per_s
     ));
-    out.push_str("  features              kNN (k=20, cosine)   linear probe\n");
+    out.push_str(&format!(
+        "  features              {:<21}linear probe\n",
+        format!("kNN (k={}, cosine)", summary.knn_k)
+    ));
     out.push_str(&format!(
         "  {raw:<20}  {}              -\n",
         percent(summary.raw_knn_acc)

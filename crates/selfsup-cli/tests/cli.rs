@@ -390,10 +390,14 @@ fn pretrain_learns_from_a_csv_table() {
     let csv = root.join("clusters.csv");
     clustered_csv(&csv, 300);
     let dir = root.join("run");
+    let settings = root.join("knn.toml");
+    std::fs::write(&settings, "knn_k = 7\n").unwrap();
     let out = selfsup(&[
         "pretrain",
         "--dataset",
         csv.to_str().unwrap(),
+        "--config",
+        settings.to_str().unwrap(),
         "--batch",
         "32",
         "--epochs",
@@ -407,6 +411,8 @@ fn pretrain_learns_from_a_csv_table() {
     ]);
     let (stdout, summary) = finished_run(&out, &dir);
     assert!(stdout.contains("raw features"), "{stdout}");
+    assert!(stdout.contains("kNN (k=7, cosine)"), "{stdout}");
+    assert_eq!(summary["knn_k"], 7);
     assert_eq!(summary["encoder"], "mlp");
     assert_eq!(summary["train_images"], 240);
     assert_eq!(summary["test_images"], 60);
