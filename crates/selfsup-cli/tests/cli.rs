@@ -203,17 +203,7 @@ fn pretrain_writes_a_complete_run_and_eval_and_embed_read_it() {
     );
 
     let npy = dir.join("test.npy");
-    let out = selfsup(&[
-        "embed",
-        dir.to_str().unwrap(),
-        "--out",
-        npy.to_str().unwrap(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    embed(&dir, &npy);
     let bytes = std::fs::read(&npy).unwrap();
     assert_eq!(&bytes[..6], b"\x93NUMPY");
     let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
@@ -362,6 +352,21 @@ fn finished_run(out: &Output, dir: &std::path::Path) -> (String, serde_json::Val
 
 /// A labelled CSV of `rows` rows: 8 features around one of 3 well-separated class centres, the
 /// class in the last column, with a header line.
+/// `selfsup embed DIR --out NPY`, which must succeed.
+fn embed(dir: &std::path::Path, npy: &std::path::Path) {
+    let out = selfsup(&[
+        "embed",
+        dir.to_str().unwrap(),
+        "--out",
+        npy.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn clustered_csv(path: &std::path::Path, rows: usize) {
     let mut state = 12345u64;
     let mut noise = || {
@@ -425,17 +430,7 @@ fn pretrain_learns_from_a_csv_table() {
     }
 
     let npy = root.join("rows.npy");
-    let out = selfsup(&[
-        "embed",
-        dir.to_str().unwrap(),
-        "--out",
-        npy.to_str().unwrap(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    embed(&dir, &npy);
     assert!(npy.is_file());
 
     assert_user_error(
