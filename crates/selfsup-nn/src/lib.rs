@@ -1,5 +1,7 @@
 //! Encoders, decoders and heads for self-supervised learning with Burn.
 //!
+//! - [`Conv2d`] is Burn's `Conv2d` layer (same fields, record and initialisation) on
+//!   selfsup's own convolution kernels; the CNNs here use it, and so can yours.
 //! - Encoders implement [`Encoder`]: images `[N, C, H, W]` in, features `[N, output_dim]` out.
 //!   [`MlpEncoder`], [`ConvNetS`] (a small CNN for 28×28 images) and [`ResNet18`] (CIFAR stem).
 //! - Decoders turn features back into images for autoencoders: [`MlpDecoder`],
@@ -9,6 +11,7 @@
 //!   [`DinoHead`] is DINO's bottleneck head with a weight-normalised last layer.
 #![warn(missing_docs)]
 
+mod conv;
 mod convnet;
 mod decoder;
 mod dino_head;
@@ -17,6 +20,7 @@ mod heads;
 mod mlp;
 mod resnet;
 
+pub use conv::{Conv2d, Conv2dConfig};
 pub use convnet::{ConvNetS, ConvNetSConfig};
 pub use decoder::{ConvNetSDecoder, ConvNetSDecoderConfig, Decoder, MlpDecoder, MlpDecoderConfig};
 pub use dino_head::{DinoHead, DinoHeadConfig};

@@ -1,0 +1,535 @@
+//! The 2-d convolution and both of its gradients on contiguous NCHW `f32` slices, as im2col +
+//! GEMM, for backends whose tensors expose their memory (flex).
+//!
+//! Per sample `n`, with `K = C_in·k_h·k_w` and `P = H_out·W_out`:
+//!
+//! ```text
+//! cols_n[K, P]   = im2col(x_n)            row (c, i, j), column (oy, ox) holds
+//!                                         x_n[c, oy·s_h + i·d_h − p_h, ox·s_w + j·d_w − p_w]
+//!                                         (0 in the padding)
+//! forward          y_n[C_out, P] = W[C_out, K] · cols_n
+//! input gradient   dx_n          = col2im(Wᵀ[K, C_out] · G_n[C_out, P])
+//! weight gradient  dW[C_out, K]  = Σ_n G_n · cols_nᵀ
+//! ```
+//!
+//! Everything stays in the NCHW layout the tensors already have: no NHWC copies, and the
+//! weight gradient is one GEMM per sample with the long `P` axis as its inner dimension (Burn's
+//! default computes it as a second convolution over swapped batch/channel axes). A 1×1,
+//! stride-1, unpadded convolution skips im2col: `cols_n` is `x_n` itself.
+//!
+//! Parallelism: the batch is split into one contiguous chunk of samples per rayon thread; each
+//! chunk reuses one `K × P` buffer and, for the weight gradient, one `C_out × K` partial sum,
+//! added up at the end. Extra memory: `threads · (K·P + C_out·K)` floats (2 × 1.0 MB for
+//! ConvNet-S's 32→32 layer on 28×28). When the batch is smaller than the thread count, the
+//! GEMMs run in parallel instead.
+
+use burn::tensor::ops::ConvOptions;
+use gemm::Parallelism;
+use rayon::prelude::*;
+
+/// Shapes of one convolution: input `[batch, c_in, h, w]`, weight `[c_out, c_in, kh, kw]`,
+/// output `[batch, c_out, ho, wo]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Geometry {
+    batch: usize,
+    c_in: usize,
+    h: usize,
+    w: usize,
+    c_out: usize,
+    kh: usize,
+    kw: usize,
+    stride: [usize; 2],
+    /// Padding before the first row / column (the padding after only shortens the output).
+    pad: [usize; 2],
+    dilation: [usize; 2],
+    ho: usize,
+    wo: usize,
+}
+
+impl Geometry {
+    /// The geometry of `x ⋆ weight` under `options` (groups must be 1).
+    ///
+    /// # Panics
+    ///
+    /// When the channels disagree, `groups` is not 1, or the padded input is smaller than the
+    /// dilated kernel.
+    pub fn new(x: [usize; 4], weight: [usize; 4], options: &ConvOptions<2>) -> Self {
+        let [batch, c_in, h, w] = x;
+        let [c_out, c_in_w, kh, kw] = weight;
+        assert_eq!(
+            options.groups, 1,
+            "conv2d: this kernel takes groups = 1, got {}",
+            options.groups
+        );
+        assert_eq!(
+            c_in, c_in_w,
+            "conv2d: the input has {c_in} channels but the weight {weight:?} expects {c_in_w}"
+        );
+        let out = |size: usize, axis: usize, kernel: usize| {
+            let (before, after) = options.padding[axis];
+            let span = options.dilation[axis] * (kernel - 1) + 1;
+            let padded = size + before + after;
+            assert!(
+                padded >= span,
+                "conv2d: input size {size} (padded {padded}) on axis {axis} is smaller than the \
+                 dilated kernel ({span}); pad the input or use a smaller kernel"
+            );
+            (padded - span) / options.stride[axis] + 1
+        };
+        Self {
+            batch,
+            c_in,
+            h,
+            w,
+            c_out,
+            kh,
+            kw,
+            stride: options.stride,
+            pad: options.padding_begin(),
+            dilation: options.dilation,
+            ho: out(h, 0, kh),
+            wo: out(w, 1, kw),
+        }
+    }
+
+    /// The output shape `[batch, c_out, ho, wo]`.
+    pub fn output_shape(&self) -> [usize; 4] {
+        [self.batch, self.c_out, self.ho, self.wo]
+    }
+
+    /// Rows of `cols_n`: `c_in · kh · kw`.
+    fn k(&self) -> usize {
+        self.c_in * self.kh * self.kw
+    }
+
+    /// Output positions per sample: `ho · wo`.
+    fn p(&self) -> usize {
+        self.ho * self.wo
+    }
+
+    fn input_len(&self) -> usize {
+        self.c_in * self.h * self.w
+    }
+
+    fn output_len(&self) -> usize {
+        self.c_out * self.p()
+    }
+
+    /// `cols_n` would be `x_n` itself.
+    fn is_pointwise(&self) -> bool {
+        self.kh == 1
+            && self.kw == 1
+            && self.stride == [1, 1]
+            && self.pad == [0, 0]
+            && (self.ho, self.wo) == (self.h, self.w)
+    }
+
+    /// Samples per parallel chunk, and whether the GEMMs themselves should run in parallel.
+    fn split(&self) -> (usize, Parallelism) {
+        let threads = rayon::current_num_threads().max(1);
+        let per_chunk = self.batch.div_ceil(threads).max(1);
+        let work = self.c_out * self.k() * self.p();
+        let parallelism = if self.batch < threads && work >= 64 * 64 * 64 {
+            Parallelism::Rayon(0)
+        } else {
+            Parallelism::None
+        };
+        (per_chunk, parallelism)
+    }
+
+    /// Output positions `o` in `0..out` whose input index `o·stride + offset` lies in
+    /// `0..size`.
+    fn valid(out: usize, size: usize, stride: usize, offset: isize) -> (usize, usize) {
+        let size = size as isize;
+        let stride = stride as isize;
+        let first = if offset >= 0 {
+            0
+        } else {
+            (-offset + stride - 1) / stride
+        };
+        let end = if size - offset <= 0 {
+            0
+        } else {
+            ((size - offset + stride - 1) / stride).min(out as isize)
+        };
+        let first = first.min(end);
+        (first as usize, end as usize)
+    }
+
+    /// Visits every `(row of cols_n, output row, input row, [ox0, ox1), ix0)` with a valid
+    /// input row, where `ix0` is the input column of `ox0`; output columns outside `ox0..ox1`
+    /// and output rows not visited read the padding.
+    fn for_each_run(&self, mut visit: impl FnMut(Run)) {
+        let (ho, wo) = (self.ho, self.wo);
+        for c in 0..self.c_in {
+            for i in 0..self.kh {
+                let y_offset = (i * self.dilation[0]) as isize - self.pad[0] as isize;
+                let (oy0, oy1) = Self::valid(ho, self.h, self.stride[0], y_offset);
+                for j in 0..self.kw {
+                    let x_offset = (j * self.dilation[1]) as isize - self.pad[1] as isize;
+                    let (ox0, ox1) = Self::valid(wo, self.w, self.stride[1], x_offset);
+                    if ox0 == ox1 {
+                        continue;
+                    }
+                    let row = (c * self.kh + i) * self.kw + j;
+                    for oy in oy0..oy1 {
+                        let iy = (oy * self.stride[0]) as isize + y_offset;
+                        let ix0 = (ox0 * self.stride[1]) as isize + x_offset;
+                        visit(Run {
+                            row,
+                            oy,
+                            input_row: c * self.h + iy as usize,
+                            ox: ox0..ox1,
+                            ix0: ix0 as usize,
+                        });
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One contiguous stretch of an im2col row that reads the input (see
+/// [`Geometry::for_each_run`]).
+struct Run {
+    row: usize,
+    oy: usize,
+    input_row: usize,
+    ox: std::ops::Range<usize>,
+    ix0: usize,
+}
+
+/// `cols[K, P] = im2col(x_n)`.
+fn im2col(g: &Geometry, x: &[f32], cols: &mut [f32]) {
+    let (p, wo, sw) = (g.p(), g.wo, g.stride[1]);
+    cols.fill(0.0);
+    g.for_each_run(|run| {
+        let src = &x[run.input_row * g.w..][..g.w];
+        let dst = &mut cols[run.row * p + run.oy * wo..][..wo];
+        if sw == 1 {
+            let len = run.ox.len();
+            dst[run.ox].copy_from_slice(&src[run.ix0..run.ix0 + len]);
+        } else {
+            for (k, ox) in run.ox.enumerate() {
+                dst[ox] = src[run.ix0 + k * sw];
+            }
+        }
+    });
+}
+
+/// `dx_n += col2im(cols)`, the adjoint of [`im2col`].
+fn col2im(g: &Geometry, cols: &[f32], dx: &mut [f32]) {
+    let (p, wo, sw) = (g.p(), g.wo, g.stride[1]);
+    g.for_each_run(|run| {
+        let src = &cols[run.row * p + run.oy * wo..][..wo];
+        let dst = &mut dx[run.input_row * g.w..][..g.w];
+        if sw == 1 {
+            let len = run.ox.len();
+            for (d, s) in dst[run.ix0..run.ix0 + len].iter_mut().zip(&src[run.ox]) {
+                *d += s;
+            }
+        } else {
+            for (k, ox) in run.ox.enumerate() {
+                dst[run.ix0 + k * sw] += src[ox];
+            }
+        }
+    });
+}
+
+/// A matrix view of a slice: element `(r, c)` at `data[r·row_stride + c·col_stride]`.
+#[derive(Clone, Copy)]
+struct Mat<'a> {
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    row_stride: usize,
+    col_stride: usize,
+}
+
+impl<'a> Mat<'a> {
+    fn row_major(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        assert!(data.len() >= rows * cols, "matrix view past its slice");
+        Self {
+            data,
+            rows,
+            cols,
+            row_stride: cols,
+            col_stride: 1,
+        }
+    }
+
+    fn t(self) -> Self {
+        Self {
+            rows: self.cols,
+            cols: self.rows,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+            ..self
+        }
+    }
+}
+
+/// `dst[m, n] = lhs · rhs`, or `dst += lhs · rhs` when `accumulate`; `dst` is row-major.
+fn matmul(dst: &mut [f32], lhs: Mat, rhs: Mat, accumulate: bool, parallelism: Parallelism) {
+    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
+    assert_eq!(rhs.rows, k, "matmul: inner dimensions differ");
+    assert!(dst.len() >= m * n, "matmul: destination too small");
+    // SAFETY: the three views lie inside their slices (checked by `Mat::row_major`, and `t`
+    // only swaps strides), `dst` is exclusively borrowed and holds `m · n` elements.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            lhs.data.as_ptr(),
+            lhs.col_stride as isize,
+            lhs.row_stride as isize,
+            rhs.data.as_ptr(),
+            rhs.col_stride as isize,
+            rhs.row_stride as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+/// The convolution `y = x ⋆ weight` (no bias), `[batch, c_out, ho, wo]` row-major.
+pub fn forward(g: &Geometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
+    assert_eq!(x.len(), g.batch * g.input_len(), "conv2d: input length");
+    assert_eq!(weight.len(), g.c_out * g.k(), "conv2d: weight length");
+    let (k, p) = (g.k(), g.p());
+    let (per_chunk, parallelism) = g.split();
+    let w = Mat::row_major(weight, g.c_out, k);
+    let mut y = vec![0.0f32; g.batch * g.output_len()];
+    y.par_chunks_mut(per_chunk * g.output_len())
+        .enumerate()
+        .for_each(|(chunk, y)| {
+            let mut cols = if g.is_pointwise() {
+                Vec::new()
+            } else {
+                vec![0.0f32; k * p]
+            };
+            for (i, y_n) in y.chunks_mut(g.output_len()).enumerate() {
+                let n = chunk * per_chunk + i;
+                let x_n = &x[n * g.input_len()..][..g.input_len()];
+                let cols = if g.is_pointwise() {
+                    x_n
+                } else {
+                    im2col(g, x_n, &mut cols);
+                    &cols
+                };
+                matmul(y_n, w, Mat::row_major(cols, k, p), false, parallelism);
+            }
+        });
+    y
+}
+
+/// The gradients of [`forward`] with respect to its input and its weight, given the output
+/// gradient `grad`; each is computed only when asked for.
+pub fn backward(
+    g: &Geometry,
+    x: &[f32],
+    weight: &[f32],
+    grad: &[f32],
+    input_grad: bool,
+    weight_grad: bool,
+) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
+    assert_eq!(x.len(), g.batch * g.input_len(), "conv2d: input length");
+    assert_eq!(weight.len(), g.c_out * g.k(), "conv2d: weight length");
+    assert_eq!(
+        grad.len(),
+        g.batch * g.output_len(),
+        "conv2d: gradient length"
+    );
+    let (k, p) = (g.k(), g.p());
+    let (per_chunk, parallelism) = g.split();
+    let w = Mat::row_major(weight, g.c_out, k);
+    let chunks = g.batch.div_ceil(per_chunk);
+    let mut dx = vec![
+        0.0f32;
+        if input_grad {
+            g.batch * g.input_len()
+        } else {
+            0
+        }
+    ];
+    let dx_chunks: Vec<Option<&mut [f32]>> = if input_grad {
+        dx.chunks_mut(per_chunk * g.input_len()).map(Some).collect()
+    } else {
+        (0..chunks).map(|_| None).collect()
+    };
+    let partials: Vec<Vec<f32>> = dx_chunks
+        .into_par_iter()
+        .enumerate()
+        .map(|(chunk, mut dx)| {
+            let first = chunk * per_chunk;
+            let samples = per_chunk.min(g.batch - first);
+            let mut cols = vec![0.0f32; if g.is_pointwise() { 0 } else { k * p }];
+            let mut dw = vec![0.0f32; if weight_grad { g.c_out * k } else { 0 }];
+            for i in 0..samples {
+                let n = first + i;
+                let g_n = Mat::row_major(&grad[n * g.output_len()..][..g.output_len()], g.c_out, p);
+                if weight_grad {
+                    let x_n = &x[n * g.input_len()..][..g.input_len()];
+                    let cols = if g.is_pointwise() {
+                        x_n
+                    } else {
+                        im2col(g, x_n, &mut cols);
+                        &cols
+                    };
+                    matmul(
+                        &mut dw,
+                        g_n,
+                        Mat::row_major(cols, k, p).t(),
+                        i > 0,
+                        parallelism,
+                    );
+                }
+                if let Some(dx) = dx.as_deref_mut() {
+                    let dx_n = &mut dx[i * g.input_len()..][..g.input_len()];
+                    if g.is_pointwise() {
+                        matmul(dx_n, w.t(), g_n, false, parallelism);
+                    } else {
+                        matmul(&mut cols, w.t(), g_n, false, parallelism);
+                        col2im(g, &cols, dx_n);
+                    }
+                }
+            }
+            dw
+        })
+        .collect();
+    let dw = weight_grad.then(|| {
+        let mut partials = partials.into_iter();
+        let mut sum = partials.next().unwrap_or_else(|| vec![0.0; g.c_out * k]);
+        for part in partials {
+            sum.iter_mut().zip(&part).for_each(|(s, v)| *s += v);
+        }
+        sum
+    });
+    (input_grad.then_some(dx), dw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The convolution straight from its definition, in f64.
+    fn naive(g: &Geometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
+        let mut y = vec![0.0f32; g.batch * g.output_len()];
+        for n in 0..g.batch {
+            for o in 0..g.c_out {
+                for oy in 0..g.ho {
+                    for ox in 0..g.wo {
+                        let mut acc = 0.0f64;
+                        for c in 0..g.c_in {
+                            for i in 0..g.kh {
+                                for j in 0..g.kw {
+                                    let iy = (oy * g.stride[0] + i * g.dilation[0]) as isize
+                                        - g.pad[0] as isize;
+                                    let ix = (ox * g.stride[1] + j * g.dilation[1]) as isize
+                                        - g.pad[1] as isize;
+                                    if iy < 0 || ix < 0 || iy >= g.h as isize || ix >= g.w as isize
+                                    {
+                                        continue;
+                                    }
+                                    let xv = x[((n * g.c_in + c) * g.h + iy as usize) * g.w
+                                        + ix as usize];
+                                    let wv = weight[((o * g.c_in + c) * g.kh + i) * g.kw + j];
+                                    acc += xv as f64 * wv as f64;
+                                }
+                            }
+                        }
+                        y[((n * g.c_out + o) * g.ho + oy) * g.wo + ox] = acc as f32;
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    fn values(len: usize, seed: u32) -> Vec<f32> {
+        (0..len)
+            .map(|i| {
+                let v = (i as u32)
+                    .wrapping_mul(2654435761)
+                    .wrapping_add(seed * 40503);
+                (v % 1000) as f32 / 500.0 - 1.0
+            })
+            .collect()
+    }
+
+    /// `⟨forward(x), G⟩` is linear in x and in W, so its exact gradients are
+    /// `backward(...)`; checked against the naive forward by the adjoint identities
+    /// `⟨y(x), G⟩ = ⟨x, dx⟩` and `⟨y(W), G⟩ = ⟨W, dW⟩`.
+    fn check(x_shape: [usize; 4], w_shape: [usize; 4], options: ConvOptions<2>) {
+        let g = Geometry::new(x_shape, w_shape, &options);
+        let x = values(x_shape.iter().product(), 1);
+        let w = values(w_shape.iter().product(), 2);
+        let y = forward(&g, &x, &w);
+        let want = naive(&g, &x, &w);
+        for (a, b) in y.iter().zip(&want) {
+            assert!((a - b).abs() < 1e-4, "forward {a} vs {b} for {g:?}");
+        }
+        let grad = values(y.len(), 3);
+        let (dx, dw) = backward(&g, &x, &w, &grad, true, true);
+        let dot = |a: &[f32], b: &[f32]| {
+            a.iter()
+                .zip(b)
+                .map(|(a, b)| *a as f64 * *b as f64)
+                .sum::<f64>()
+        };
+        let lhs = dot(&want, &grad);
+        let tol = 1e-4 * lhs.abs().max(1.0);
+        assert!(
+            (dot(&x, &dx.unwrap()) - lhs).abs() < tol,
+            "input gradient for {g:?}"
+        );
+        assert!(
+            (dot(&w, &dw.unwrap()) - lhs).abs() < tol,
+            "weight gradient for {g:?}"
+        );
+    }
+
+    #[test]
+    fn matches_the_definition_across_options() {
+        let opts = |s, p: [(usize, usize); 2], d| ConvOptions::new_with_padding(s, p, d, 1);
+        check(
+            [2, 3, 7, 6],
+            [4, 3, 3, 3],
+            opts([1, 1], [(1, 1), (1, 1)], [1, 1]),
+        );
+        check(
+            [3, 2, 9, 8],
+            [5, 2, 3, 3],
+            opts([2, 2], [(1, 1), (1, 1)], [1, 1]),
+        );
+        check(
+            [1, 1, 8, 11],
+            [2, 1, 3, 2],
+            opts([1, 2], [(0, 0), (2, 1)], [2, 1]),
+        );
+        check(
+            [2, 4, 5, 5],
+            [3, 4, 1, 1],
+            opts([1, 1], [(0, 0), (0, 0)], [1, 1]),
+        );
+        check(
+            [2, 4, 6, 6],
+            [3, 4, 1, 1],
+            opts([2, 2], [(0, 0), (0, 0)], [1, 1]),
+        );
+        check(
+            [5, 2, 4, 4],
+            [2, 2, 4, 4],
+            opts([2, 2], [(1, 2), (0, 3)], [1, 1]),
+        );
+    }
+}

@@ -1,0 +1,54 @@
+//! The kernels behind selfsup's ops, one file per backend, each implementing
+//! [`Conv2dKernels`] for its backend's tensor primitive.
+
+use burn::backend::Backend;
+use burn::backend::tensor::FloatTensor;
+use burn::tensor::ops::ConvOptions;
+
+#[cfg(feature = "flex")]
+mod flex;
+#[cfg(feature = "flex")]
+mod im2col;
+#[cfg(feature = "tch")]
+mod tch;
+
+/// Which inputs of an op a backward pass needs gradients for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Needs {
+    /// The gradient of the input (activations).
+    pub input: bool,
+    /// The gradient of the weight.
+    pub weight: bool,
+}
+
+impl Needs {
+    /// Inference: no gradient at all.
+    pub const NONE: Needs = Needs {
+        input: false,
+        weight: false,
+    };
+}
+
+/// A 2-d convolution (no bias, `groups = 1`, f32) with its backward pass, on one backend's
+/// tensors. Autodiff calls [`forward`](Self::forward) with the gradients it will need and
+/// later [`backward`](Self::backward) with what the forward saved.
+pub trait Conv2dKernels: Backend {
+    /// What the forward keeps for the backward.
+    type Saved: Clone + Send + core::fmt::Debug + 'static;
+
+    /// `x ⋆ weight` under `options`; `Some(saved)` when `needs` asks for any gradient.
+    fn conv2d_forward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        options: &ConvOptions<2>,
+        needs: Needs,
+    ) -> (FloatTensor<Self>, Option<Self::Saved>);
+
+    /// The gradients `needs` asks for, as `(input, weight)`, from the output gradient.
+    fn conv2d_backward(
+        saved: Self::Saved,
+        grad: FloatTensor<Self>,
+        options: &ConvOptions<2>,
+        needs: Needs,
+    ) -> (Option<FloatTensor<Self>>, Option<FloatTensor<Self>>);
+}

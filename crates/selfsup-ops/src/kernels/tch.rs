@@ -1,0 +1,99 @@
+//! LibTorch: libtorch's own convolution and its own backward (oneDNN's backward-data and
+//! backward-weights kernels on the CPU, cuDNN's on CUDA), reached through torch's autograd.
+//!
+//! The forward runs `conv2d` on detached aliases of the input and the weight that require
+//! grad (only those the backward needs), so torch records the node it would record in
+//! PyTorch; Burn receives a detached alias of the output, and keeps the recorded output for
+//! the backward, which asks torch for `∂⟨y, G⟩/∂x` and `∂⟨y, G⟩/∂W` — exactly `Gᵀ`-products,
+//! since `⟨y, G⟩` is linear in `y` with gradient `G`. Nothing is recomputed and no
+//! batch/channel swap is made. Memory: what PyTorch's own convolution keeps (the input and
+//! the weight, shared with Burn's tensors).
+
+use super::{Conv2dKernels, Needs};
+use burn::backend::LibTorch;
+use burn::backend::libtorch::TchTensor;
+use burn::tensor::ops::ConvOptions;
+
+/// The recorded torch node of one convolution.
+#[derive(Clone, Debug)]
+pub struct TorchConv {
+    x: TchTensor,
+    weight: TchTensor,
+    y: TchTensor,
+}
+
+fn conv(x: &tch::Tensor, weight: &tch::Tensor, options: &ConvOptions<2>) -> tch::Tensor {
+    let [(top, bottom), (left, right)] = options.padding;
+    // torch pads both sides alike; an asymmetric padding is applied to the input first.
+    let (x, padding) = if options.is_asymmetric() {
+        let padded = x.constant_pad_nd([left as i64, right as i64, top as i64, bottom as i64]);
+        (padded, [0, 0])
+    } else {
+        (x.shallow_clone(), [top as i64, left as i64])
+    };
+    x.conv2d(
+        weight,
+        None::<tch::Tensor>,
+        options.stride.map(|s| s as i64),
+        padding,
+        options.dilation.map(|d| d as i64),
+        options.groups as i64,
+    )
+}
+
+impl Conv2dKernels for LibTorch {
+    type Saved = TorchConv;
+
+    fn conv2d_forward(
+        x: TchTensor,
+        weight: TchTensor,
+        options: &ConvOptions<2>,
+        needs: Needs,
+    ) -> (TchTensor, Option<TorchConv>) {
+        if needs == Needs::NONE {
+            return (
+                TchTensor::new(conv(&x.tensor, &weight.tensor, options)),
+                None,
+            );
+        }
+        tch::with_grad(|| {
+            let x = x.tensor.detach().set_requires_grad(needs.input);
+            let weight = weight.tensor.detach().set_requires_grad(needs.weight);
+            let y = conv(&x, &weight, options);
+            let out = TchTensor::new(y.detach());
+            let saved = TorchConv {
+                x: TchTensor::new(x),
+                weight: TchTensor::new(weight),
+                y: TchTensor::new(y),
+            };
+            (out, Some(saved))
+        })
+    }
+
+    fn conv2d_backward(
+        saved: TorchConv,
+        grad: TchTensor,
+        _options: &ConvOptions<2>,
+        needs: Needs,
+    ) -> (Option<TchTensor>, Option<TchTensor>) {
+        let mut inputs = Vec::with_capacity(2);
+        if needs.input {
+            inputs.push(&saved.x.tensor);
+        }
+        if needs.weight {
+            inputs.push(&saved.weight.tensor);
+        }
+        let mut grads = tch::with_grad(|| {
+            let inner = (&saved.y.tensor * &grad.tensor).sum(saved.y.tensor.kind());
+            tch::Tensor::run_backward(&[inner], &inputs, false, false)
+        })
+        .into_iter();
+        let dx = needs
+            .input
+            .then(|| TchTensor::new(grads.next().expect("input gradient")));
+        let dw = needs
+            .weight
+            .then(|| TchTensor::new(grads.next().expect("weight gradient")));
+        (dx, dw)
+    }
+}
