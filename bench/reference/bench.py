@@ -231,6 +231,39 @@ def simclr_step(args):
     return times, {"images_per_s": BATCH / sorted(times)[len(times) // 2]}
 
 
+def simclr_resnet18_step(args):
+    """selfsup-bench's simclr-resnet18-step: ResNet-18 with the CIFAR stem (3×3 stride-1 stem
+    convolution, no max-pool), lightly's SimCLRProjectionHead(512, 512, 128), NTXentLoss(0.5),
+    Adam; a fixed batch of 128 uniform 32×32 RGB images and its horizontal flip."""
+    import torchvision
+    from lightly.loss import NTXentLoss
+    from lightly.models.modules import SimCLRProjectionHead
+
+    torch.manual_seed(0)
+    backbone = torchvision.models.resnet18()
+    backbone.conv1 = nn.Conv2d(3, 64, 3, stride=1, padding=1, bias=False)
+    backbone.maxpool = nn.Identity()
+    backbone.fc = nn.Identity()
+    model = nn.ModuleDict({"backbone": backbone, "head": SimCLRProjectionHead(512, 512, 128)}).to(DEVICE)
+    loss_fn = NTXentLoss(temperature=0.5)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-8, weight_decay=1e-6)
+    images = torch.rand(128, 3, 32, 32, generator=torch.Generator().manual_seed(0)).to(DEVICE)
+
+    def step(_):
+        model.train()
+        z = lambda x: model["head"](model["backbone"](x))
+        loss = loss_fn(z(images), z(images.flip(3)))
+        loss.item()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if DEVICE.type == "cuda":
+            torch.cuda.synchronize()
+
+    times = timed(args.warmup, args.iters, step)
+    return times, {"images_per_s": 128 / sorted(times)[len(times) // 2]}
+
+
 @torch.no_grad()
 def embed(backbone, images):
     backbone.eval()
@@ -313,6 +346,7 @@ WORKLOADS = {
     ),
     "knn-10k-60k": knn_10k_60k,
     "simclr-step": simclr_step,
+    "simclr-resnet18-step": simclr_resnet18_step,
     "simclr-epoch-knn": simclr_epoch_knn,
 }
 

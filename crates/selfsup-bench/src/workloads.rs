@@ -14,7 +14,7 @@ use selfsup_losses::{
     VicRegLossConfig,
 };
 use selfsup_methods::{Method, MultiViewBatch, SimClr};
-use selfsup_nn::{ConvNetS, ConvNetSConfig, Encoder};
+use selfsup_nn::{ConvNetS, ConvNetSConfig, Encoder, ResNet18Config};
 use serde_json::{Value, json};
 
 /// How many iterations to run.
@@ -136,6 +136,13 @@ pub const ALL: &[Workload] = &[
         warmup: 3,
         iters: 15,
         run: simclr_step,
+    },
+    Workload {
+        name: "simclr-resnet18-step",
+        about: "SimCLR training step: ResNet-18 (CIFAR stem), batch 128, 32×32×3, 2 views (image, flipped), Adam",
+        warmup: 1,
+        iters: 3,
+        run: simclr_resnet18_step,
     },
     Workload {
         name: "simclr-epoch-knn",
@@ -325,6 +332,40 @@ fn simclr_step(device: &Device, settings: &Settings) -> Result<Outcome, String> 
     Ok(Outcome {
         times,
         extra: json!({ "images_per_s": BATCH as f64 / median }),
+    })
+}
+
+/// SimCLR + ResNet-18 with the CIFAR stem (projector 512-512-128, NT-Xent τ 0.5, Adam) on a
+/// fixed batch of 128 uniform-noise 32×32 RGB images and its horizontal flip: the convolution
+/// cost of CIFAR-scale pretraining without the data pipeline.
+fn simclr_resnet18_step(device: &Device, settings: &Settings) -> Result<Outcome, String> {
+    const IMAGES: usize = 128;
+    let device = device.clone().autodiff();
+    device.seed(0);
+    let model = SimClr::simclr(ResNet18Config::new().init(&device), 512, 128, 0.5, &device);
+    let optimizer = AdamConfig::new()
+        .with_epsilon(1e-8)
+        .with_weight_decay(Some(WeightDecayConfig::new(1e-6)))
+        .init();
+    let images = Tensor::<4>::random(
+        [IMAGES, 3, 32, 32],
+        burn::tensor::Distribution::Default,
+        &device,
+    );
+    let mut state = Some((model, optimizer));
+    let times = time(settings, |_| {
+        let (model, mut optimizer) = state.take().expect("put back each step");
+        let views = vec![images.clone(), images.clone().flip([3])];
+        let output = model.train_forward(MultiViewBatch::new(views));
+        std::hint::black_box(output.loss.clone().into_scalar::<f32>());
+        let grads = GradientsParams::from_grads(output.loss.backward(), &model);
+        let model = optimizer.step(1e-3, model, grads).after_optimizer_step();
+        state = Some((model, optimizer));
+    });
+    let median = median(&times);
+    Ok(Outcome {
+        times,
+        extra: json!({ "images_per_s": IMAGES as f64 / median }),
     })
 }
 

@@ -1,8 +1,9 @@
+use crate::{BatchNorm, BatchNormConfig};
 use crate::{Conv2d, Conv2dConfig};
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{ConvTranspose2d, ConvTranspose2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d, Relu};
+use burn::nn::{Linear, LinearConfig, PaddingConfig2d, Relu};
 use burn::tensor::{Device, Tensor};
 
 /// Configuration of [`MlpDecoder`].

@@ -1,6 +1,7 @@
+use crate::{BatchNorm, BatchNormConfig};
 use burn::config::Config;
 use burn::module::Module;
-use burn::nn::{BatchNorm, BatchNormConfig, Gelu, Linear, LinearConfig, Relu};
+use burn::nn::{Gelu, Linear, LinearConfig, Relu};
 use burn::tensor::{Device, Tensor};
 
 /// The non-linearity after a head block.

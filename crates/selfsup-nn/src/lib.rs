@@ -1,7 +1,8 @@
 //! Encoders, decoders and heads for self-supervised learning with Burn.
 //!
-//! - [`Conv2d`] is Burn's `Conv2d` layer (same fields, record and initialisation) on
-//!   selfsup's own convolution kernels; the CNNs here use it, and so can yours.
+//! - [`Conv2d`] and [`BatchNorm`] are Burn's layers (same fields, records and
+//!   initialisation) on selfsup's own kernels (`selfsup-ops`); the networks here use them,
+//!   and so can yours.
 //! - Encoders implement [`Encoder`]: images `[N, C, H, W]` in, features `[N, output_dim]` out.
 //!   [`MlpEncoder`], [`ConvNetS`] (a small CNN for 28×28 images) and [`ResNet18`] (CIFAR stem).
 //! - Decoders turn features back into images for autoencoders: [`MlpDecoder`],
@@ -18,6 +19,7 @@ mod dino_head;
 mod encoder;
 mod heads;
 mod mlp;
+mod norm;
 mod resnet;
 
 pub use conv::{Conv2d, Conv2dConfig};
@@ -27,4 +29,5 @@ pub use dino_head::{DinoHead, DinoHeadConfig};
 pub use encoder::Encoder;
 pub use heads::{Activation, BlockConfig, ProjectionHead, ProjectionHeadConfig};
 pub use mlp::{MlpEncoder, MlpEncoderConfig};
+pub use norm::{BatchNorm, BatchNormConfig};
 pub use resnet::{ResNet18, ResNet18Config};

@@ -1,8 +1,9 @@
+use crate::{BatchNorm, BatchNormConfig};
 use crate::{Conv2d, Conv2dConfig};
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d, Relu};
+use burn::nn::{PaddingConfig2d, Relu};
 use burn::tensor::{Device, Tensor};
 
 use crate::Encoder;

@@ -8,17 +8,10 @@
 //! convolution over swapped batch/channel axes). CubeCL backends (wgpu, vulkan, cuda) and
 //! ndarray keep Burn's own convolution, as do grouped convolutions and non-f32 tensors.
 
-use crate::kernels::{Conv2dKernels, Needs};
-use burn::backend::autodiff::Autodiff;
-use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
-use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::backend::tensor::FloatTensor;
-use burn::backend::{Backend, Dispatch, DispatchDevice, backend_extension};
+use burn::tensor::Tensor;
 use burn::tensor::ops::ConvOptions;
-use burn::tensor::{DType, Device, Tensor};
-use std::sync::atomic::{AtomicU8, Ordering};
+#[cfg(any(feature = "flex", feature = "tch"))]
+use burn::{backend::Dispatch, tensor::DType};
 
 /// A 2-d convolution, `torch.nn.functional.conv2d(x, weight, bias, stride, padding, dilation,
 /// groups)`, with the semantics of [`burn::tensor::module::conv2d`].
@@ -43,9 +36,23 @@ pub fn conv2d(
     bias: Option<Tensor<1>>,
     options: ConvOptions<2>,
 ) -> Tensor<4> {
+    #[cfg(not(any(feature = "flex", feature = "tch")))]
+    return burn::tensor::module::conv2d(x, weight, bias, options);
+    #[cfg(any(feature = "flex", feature = "tch"))]
     if !takes_own_kernel(&x, &weight, &options) {
         return burn::tensor::module::conv2d(x, weight, bias, options);
     }
+    #[cfg(any(feature = "flex", feature = "tch"))]
+    own_conv2d(x, weight, bias, options)
+}
+
+#[cfg(any(feature = "flex", feature = "tch"))]
+fn own_conv2d(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    options: ConvOptions<2>,
+) -> Tensor<4> {
     let [_, c_in, _, _] = x.dims();
     let [c_out, c_in_weight, _, _] = weight.dims();
     assert_eq!(
@@ -73,142 +80,126 @@ pub fn conv2d(
     }
 }
 
-const UNSET: u8 = 0;
-const ON: u8 = 1;
-const OFF: u8 = 2;
-static OWN_KERNELS: AtomicU8 = AtomicU8::new(UNSET);
-
-/// Environment variable that turns selfsup's own kernels off (`0`) for the whole process, to
-/// compare with Burn's ops.
-pub const OWN_KERNELS_ENV: &str = "SELFSUP_OWN_KERNELS";
-
-/// Turns selfsup's own kernels on (the default) or off for the whole process; off, [`conv2d`]
-/// is Burn's op on every backend. Overrides [`OWN_KERNELS_ENV`].
-pub fn set_own_kernels(enabled: bool) {
-    OWN_KERNELS.store(if enabled { ON } else { OFF }, Ordering::Relaxed);
-}
-
-/// Whether selfsup's own kernels are on (see [`set_own_kernels`]).
-pub fn own_kernels() -> bool {
-    match OWN_KERNELS.load(Ordering::Relaxed) {
-        ON => true,
-        OFF => false,
-        _ => {
-            let enabled = std::env::var(OWN_KERNELS_ENV).map_or(true, |v| v.trim() != "0");
-            set_own_kernels(enabled);
-            enabled
-        }
-    }
-}
-
-/// Whether `device` (autodiff or not) is one of the backends with a kernel of selfsup's own.
-pub fn has_own_kernel(device: &Device) -> bool {
-    match device.as_dispatch().clone().inner() {
-        #[cfg(feature = "flex")]
-        DispatchDevice::Flex(_) => true,
-        #[cfg(feature = "tch")]
-        DispatchDevice::LibTorch(_) => true,
-        _ => false,
-    }
-}
-
+#[cfg(any(feature = "flex", feature = "tch"))]
 fn takes_own_kernel(x: &Tensor<4>, weight: &Tensor<4>, options: &ConvOptions<2>) -> bool {
     options.groups == 1
         && x.dtype() == DType::F32
         && weight.dtype() == DType::F32
-        && own_kernels()
-        && has_own_kernel(&x.device())
+        && crate::own_kernels()
+        && crate::has_own_kernel(&x.device())
 }
 
-/// The backend extension behind [`conv2d`]: a kernel per backend, and for `Autodiff` a
-/// backward pass of its own.
-#[backend_extension(Flex: cfg(feature = "flex"), LibTorch: cfg(feature = "tch"), Autodiff)]
-pub trait Conv2dBackend: Backend {
-    /// `x ⋆ weight` (no bias, `groups = 1`, f32).
-    fn selfsup_conv2d(
-        x: FloatTensor<Self>,
-        weight: FloatTensor<Self>,
-        options: ConvOptions<2>,
-    ) -> FloatTensor<Self>;
-}
+#[cfg(any(feature = "flex", feature = "tch"))]
+pub use extension::Conv2dBackend;
 
-#[cfg(feature = "flex")]
-impl Conv2dBackend for burn::backend::Flex {
-    fn selfsup_conv2d(
-        x: FloatTensor<Self>,
-        weight: FloatTensor<Self>,
-        options: ConvOptions<2>,
-    ) -> FloatTensor<Self> {
-        Self::conv2d_forward(x, weight, &options, Needs::NONE).0
+#[cfg(any(feature = "flex", feature = "tch"))]
+#[allow(deprecated)] // the generated routing names burn-tch's `LibTorch`.
+mod extension {
+    use crate::kernels::{Conv2dKernels, Needs};
+    use burn::backend::autodiff::Autodiff;
+    use burn::backend::autodiff::checkpoint::base::Checkpointer;
+    use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+    use burn::backend::autodiff::grads::Gradients;
+    use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+    use burn::backend::tensor::FloatTensor;
+    use burn::backend::{Backend, backend_extension};
+    use burn::tensor::ops::ConvOptions;
+
+    /// The backend extension behind [`conv2d`](super::conv2d): a kernel per backend, and for `Autodiff` a
+    /// backward pass of its own.
+    #[backend_extension(Flex: cfg(feature = "flex"), LibTorch: cfg(feature = "tch"), Autodiff)]
+    pub trait Conv2dBackend: Backend {
+        /// `x ⋆ weight` (no bias, `groups = 1`, f32).
+        fn selfsup_conv2d(
+            x: FloatTensor<Self>,
+            weight: FloatTensor<Self>,
+            options: ConvOptions<2>,
+        ) -> FloatTensor<Self>;
     }
-}
 
-#[cfg(feature = "tch")]
-impl Conv2dBackend for burn::backend::LibTorch {
-    fn selfsup_conv2d(
-        x: FloatTensor<Self>,
-        weight: FloatTensor<Self>,
-        options: ConvOptions<2>,
-    ) -> FloatTensor<Self> {
-        Self::conv2d_forward(x, weight, &options, Needs::NONE).0
+    #[cfg(feature = "flex")]
+    impl Conv2dBackend for burn::backend::Flex {
+        fn selfsup_conv2d(
+            x: FloatTensor<Self>,
+            weight: FloatTensor<Self>,
+            options: ConvOptions<2>,
+        ) -> FloatTensor<Self> {
+            Self::conv2d_forward(x, weight, &options, Needs::NONE).0
+        }
     }
-}
 
-impl<B: Conv2dKernels, C: CheckpointStrategy> Conv2dBackend for Autodiff<B, C> {
-    fn selfsup_conv2d(
-        x: FloatTensor<Self>,
-        weight: FloatTensor<Self>,
-        options: ConvOptions<2>,
-    ) -> FloatTensor<Self> {
-        let needs = Needs {
-            input: x.is_tracked(),
-            weight: weight.is_tracked(),
-        };
-        match Conv2dBackward
-            .prepare::<C>([x.node(), weight.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let (y, saved) =
-                    B::conv2d_forward(x.into_primitive(), weight.into_primitive(), &options, needs);
-                let saved = saved.expect("a tracked convolution saves its inputs");
-                prep.finish((saved, options, needs), y)
+    #[cfg(feature = "tch")]
+    #[allow(deprecated)] // burn-tch is deprecated upstream; selfsup keeps it for its users.
+    impl Conv2dBackend for burn::backend::LibTorch {
+        fn selfsup_conv2d(
+            x: FloatTensor<Self>,
+            weight: FloatTensor<Self>,
+            options: ConvOptions<2>,
+        ) -> FloatTensor<Self> {
+            Self::conv2d_forward(x, weight, &options, Needs::NONE).0
+        }
+    }
+
+    impl<B: Conv2dKernels, C: CheckpointStrategy> Conv2dBackend for Autodiff<B, C> {
+        fn selfsup_conv2d(
+            x: FloatTensor<Self>,
+            weight: FloatTensor<Self>,
+            options: ConvOptions<2>,
+        ) -> FloatTensor<Self> {
+            let needs = Needs {
+                input: x.is_tracked(),
+                weight: weight.is_tracked(),
+            };
+            match Conv2dBackward
+                .prepare::<C>([x.node(), weight.node()])
+                .compute_bound()
+                .stateful()
+            {
+                OpsKind::Tracked(prep) => {
+                    let (y, saved) = B::conv2d_forward(
+                        x.into_primitive(),
+                        weight.into_primitive(),
+                        &options,
+                        needs,
+                    );
+                    let saved = saved.expect("a tracked convolution saves its inputs");
+                    prep.finish((saved, options, needs), y)
+                }
+                OpsKind::UnTracked(prep) => prep.finish(
+                    B::conv2d_forward(
+                        x.into_primitive(),
+                        weight.into_primitive(),
+                        &options,
+                        Needs::NONE,
+                    )
+                    .0,
+                ),
             }
-            OpsKind::UnTracked(prep) => prep.finish(
-                B::conv2d_forward(
-                    x.into_primitive(),
-                    weight.into_primitive(),
-                    &options,
-                    Needs::NONE,
-                )
-                .0,
-            ),
         }
     }
-}
 
-#[derive(Debug)]
-struct Conv2dBackward;
+    #[derive(Debug)]
+    struct Conv2dBackward;
 
-impl<B: Conv2dKernels> Backward<B, 2> for Conv2dBackward {
-    type State = (B::Saved, ConvOptions<2>, Needs);
+    impl<B: Conv2dKernels> Backward<B, 2> for Conv2dBackward {
+        type State = (B::Saved, ConvOptions<2>, Needs);
 
-    fn backward(
-        self,
-        ops: Ops<Self::State, 2>,
-        grads: &mut Gradients,
-        _checkpointer: &mut Checkpointer,
-    ) {
-        let [node_x, node_weight] = ops.parents;
-        let grad = grads.consume::<B>(&ops.node);
-        let (saved, options, needs) = ops.state;
-        let (dx, dw) = B::conv2d_backward(saved, grad, &options, needs);
-        if let (Some(node), Some(dx)) = (node_x, dx) {
-            grads.register::<B>(node.id, dx);
-        }
-        if let (Some(node), Some(dw)) = (node_weight, dw) {
-            grads.register::<B>(node.id, dw);
+        fn backward(
+            self,
+            ops: Ops<Self::State, 2>,
+            grads: &mut Gradients,
+            _checkpointer: &mut Checkpointer,
+        ) {
+            let [node_x, node_weight] = ops.parents;
+            let grad = grads.consume::<B>(&ops.node);
+            let (saved, options, needs) = ops.state;
+            let (dx, dw) = B::conv2d_backward(saved, grad, &options, needs);
+            if let (Some(node), Some(dx)) = (node_x, dx) {
+                grads.register::<B>(node.id, dx);
+            }
+            if let (Some(node), Some(dw)) = (node_weight, dw) {
+                grads.register::<B>(node.id, dw);
+            }
         }
     }
 }

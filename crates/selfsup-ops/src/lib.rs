@@ -3,9 +3,13 @@
 //!
 //! - [`conv2d`]: the 2-d convolution. On flex it is im2col + GEMM in the NCHW layout for the
 //!   forward pass and both gradients (one GEMM per sample for the weight gradient); on
-//!   LibTorch, libtorch's own convolution backward. Elsewhere (wgpu, vulkan, cuda, ndarray),
-//!   and for grouped or non-f32 convolutions, it is Burn's op. [`Conv2d`](crate) layers of
-//!   `selfsup-nn` call it.
+//!   LibTorch, libtorch's own convolution and its own backward.
+//! - [`batch_norm_train`]: training-mode batch normalisation. On flex, one fused kernel for
+//!   the statistics and the output, and one for the backward pass, in place in NCHW.
+//!
+//! Elsewhere (wgpu, vulkan, cuda, ndarray; grouped convolutions; non-f32 tensors) each op is
+//! Burn's own, so code calling these runs on every backend. The `Conv2d` and `BatchNorm`
+//! layers of `selfsup-nn` call them.
 //!
 //! The kernels of a backend are compiled with the cargo feature of the same name (`flex`,
 //! `tch`), which `selfsup-backend` turns on with the backend itself.
@@ -13,48 +17,76 @@
 //! Burn's own, for comparisons.
 #![warn(missing_docs)]
 
-#[cfg(any(feature = "flex", feature = "tch"))]
+mod batch_norm;
 mod conv2d;
 mod kernels;
 
+pub use batch_norm::batch_norm_train;
+#[cfg(feature = "flex")]
+pub use batch_norm::{BatchNormBackend, BatchNormStats};
 #[cfg(any(feature = "flex", feature = "tch"))]
-pub use conv2d::{
-    Conv2dBackend, OWN_KERNELS_ENV, conv2d, has_own_kernel, own_kernels, set_own_kernels,
-};
-#[cfg(not(any(feature = "flex", feature = "tch")))]
-pub use fallback::{OWN_KERNELS_ENV, conv2d, has_own_kernel, own_kernels, set_own_kernels};
-pub use kernels::{Conv2dKernels, Needs};
+pub use conv2d::Conv2dBackend;
+pub use conv2d::conv2d;
+pub use kernels::{BatchNormKernels, Conv2dKernels, Needs};
 
-/// Without a backend of its own kernels, every op is Burn's.
-#[cfg(not(any(feature = "flex", feature = "tch")))]
-mod fallback {
-    use burn::tensor::ops::ConvOptions;
-    use burn::tensor::{Device, Tensor};
+#[cfg(any(feature = "flex", feature = "tch"))]
+use burn::backend::DispatchDevice;
+use burn::tensor::Device;
+use std::sync::atomic::{AtomicU8, Ordering};
 
-    /// Environment variable that turns selfsup's own kernels off (`0`).
-    pub const OWN_KERNELS_ENV: &str = "SELFSUP_OWN_KERNELS";
+const UNSET: u8 = 0;
+const ON: u8 = 1;
+const OFF: u8 = 2;
+static OWN_KERNELS: AtomicU8 = AtomicU8::new(UNSET);
 
-    /// A 2-d convolution: [`burn::tensor::module::conv2d`] (this build has no kernel of
-    /// selfsup's own; enable `flex` or `tch`).
-    pub fn conv2d(
-        x: Tensor<4>,
-        weight: Tensor<4>,
-        bias: Option<Tensor<1>>,
-        options: ConvOptions<2>,
-    ) -> Tensor<4> {
-        burn::tensor::module::conv2d(x, weight, bias, options)
+/// Environment variable that turns selfsup's own kernels off (`0`) for the whole process, to
+/// compare with Burn's ops.
+pub const OWN_KERNELS_ENV: &str = "SELFSUP_OWN_KERNELS";
+
+/// Turns selfsup's own kernels on (the default) or off for the whole process; off, every op
+/// here is Burn's. Overrides [`OWN_KERNELS_ENV`].
+pub fn set_own_kernels(enabled: bool) {
+    OWN_KERNELS.store(if enabled { ON } else { OFF }, Ordering::Relaxed);
+}
+
+/// Whether selfsup's own kernels are on (see [`set_own_kernels`]).
+pub fn own_kernels() -> bool {
+    match OWN_KERNELS.load(Ordering::Relaxed) {
+        ON => true,
+        OFF => false,
+        _ => {
+            let enabled = std::env::var(OWN_KERNELS_ENV).map_or(true, |v| v.trim() != "0");
+            set_own_kernels(enabled);
+            enabled
+        }
     }
+}
 
-    /// No backend has a kernel of selfsup's own in this build.
-    pub fn has_own_kernel(_device: &Device) -> bool {
-        false
+/// The backends with kernels of selfsup's own in this build.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kernels {
+    #[cfg(feature = "flex")]
+    Flex,
+    #[cfg(feature = "tch")]
+    LibTorch,
+}
+
+/// Which of selfsup's kernel sets serves `device` (autodiff or not), if any.
+fn kernels_for(device: &Device) -> Option<Kernels> {
+    #[cfg(any(feature = "flex", feature = "tch"))]
+    match device.as_dispatch().clone().inner() {
+        #[cfg(feature = "flex")]
+        DispatchDevice::Flex(_) => return Some(Kernels::Flex),
+        #[cfg(feature = "tch")]
+        DispatchDevice::LibTorch(_) => return Some(Kernels::LibTorch),
+        _ => {}
     }
+    let _ = device;
+    None
+}
 
-    /// Own kernels are never used in this build.
-    pub fn own_kernels() -> bool {
-        false
-    }
-
-    /// Nothing to turn on in this build.
-    pub fn set_own_kernels(_enabled: bool) {}
+/// Whether `device` (autodiff or not) is one of the backends with a convolution kernel of
+/// selfsup's own (flex and LibTorch, when their features are on).
+pub fn has_own_kernel(device: &Device) -> bool {
+    kernels_for(device).is_some()
 }

@@ -1,7 +1,9 @@
-//! flex: the im2col + GEMM kernels of [`super::im2col`] on the tensors' own memory.
+//! flex: the im2col + GEMM convolution of `im2col.rs` and the fused batch norm of
+//! `batch_norm.rs`, on the tensors' own memory.
 
+use super::batch_norm;
 use super::im2col::{self, Geometry};
-use super::{Conv2dKernels, Needs};
+use super::{BatchNormKernels, Conv2dKernels, Needs};
 use burn::backend::Flex;
 use burn::backend::flex::FlexTensor;
 use burn::tensor::ops::ConvOptions;
@@ -80,5 +82,86 @@ impl Conv2dKernels for Flex {
             dx.map(|dx| tensor(dx, x_shape)),
             dw.map(|dw| tensor(dw, w_shape)),
         )
+    }
+}
+
+/// `[n, c, s]` of a batch-norm input.
+fn bn_layout(x: &FlexTensor) -> batch_norm::Layout {
+    let shape = x.layout().shape();
+    let dims: Vec<usize> = (0..shape.num_dims()).map(|i| shape[i]).collect();
+    batch_norm::Layout {
+        n: dims[0],
+        c: dims[1],
+        s: dims[2..].iter().product(),
+    }
+}
+
+fn contiguous_any(tensor: FlexTensor) -> FlexTensor {
+    assert_eq!(
+        tensor.dtype(),
+        DType::F32,
+        "selfsup batch_norm: flex kernel takes f32 tensors, got {:?}",
+        tensor.dtype()
+    );
+    if tensor.layout().contiguous_offsets().is_some() {
+        tensor
+    } else {
+        tensor.to_contiguous()
+    }
+}
+
+fn shaped(values: Vec<f32>, like: &FlexTensor) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, like.layout().shape().clone()))
+}
+
+fn vector(values: Vec<f32>) -> FlexTensor {
+    let n = values.len();
+    FlexTensor::from_data(TensorData::new(values, [n]))
+}
+
+impl BatchNormKernels for Flex {
+    /// The input, γ, the batch mean and variance, ε.
+    type Saved = (FlexTensor, FlexTensor, FlexTensor, FlexTensor, f64);
+
+    fn batch_norm_forward(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        epsilon: f64,
+        track: bool,
+    ) -> (FlexTensor, FlexTensor, FlexTensor, Option<Self::Saved>) {
+        let (x, gamma, beta) = (
+            contiguous_any(x),
+            contiguous_any(gamma),
+            contiguous_any(beta),
+        );
+        let (y, mean, variance) = batch_norm::forward(
+            bn_layout(&x),
+            values(&x),
+            values(&gamma),
+            values(&beta),
+            epsilon,
+        );
+        let y = shaped(y, &x);
+        let (mean, variance) = (vector(mean), vector(variance));
+        let saved = track.then(|| (x, gamma, mean.clone(), variance.clone(), epsilon));
+        (y, mean, variance, saved)
+    }
+
+    fn batch_norm_backward(
+        (x, gamma, mean, variance, epsilon): Self::Saved,
+        grad: FlexTensor,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        let grad = contiguous_any(grad);
+        let (dx, dgamma, dbeta) = batch_norm::backward(
+            bn_layout(&x),
+            values(&x),
+            values(&gamma),
+            values(&mean),
+            values(&variance),
+            epsilon,
+            values(&grad),
+        );
+        (shaped(dx, &x), vector(dgamma), vector(dbeta))
     }
 }

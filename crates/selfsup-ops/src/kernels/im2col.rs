@@ -39,8 +39,10 @@ pub struct Geometry {
     kh: usize,
     kw: usize,
     stride: [usize; 2],
-    /// Padding before the first row / column (the padding after only shortens the output).
+    /// Padding before the first row / column.
     pad: [usize; 2],
+    /// Padding after the last row / column.
+    pad_end: [usize; 2],
     dilation: [usize; 2],
     ho: usize,
     wo: usize,
@@ -86,6 +88,7 @@ impl Geometry {
             kw,
             stride: options.stride,
             pad: options.padding_begin(),
+            pad_end: options.padding_end(),
             dilation: options.dilation,
             ho: out(h, 0, kh),
             wo: out(w, 1, kw),
@@ -113,6 +116,45 @@ impl Geometry {
 
     fn output_len(&self) -> usize {
         self.c_out * self.p()
+    }
+
+    /// For a stride-1 convolution, the input gradient as another convolution: `dx = G ⋆ Wᵗ`
+    /// with `Wᵗ[c, o, i, j] = W[o, c, k_h−1−i, k_w−1−j]` and padding `d·(k−1) − p` on each
+    /// side. Its GEMMs have the long `C_out·k_h·k_w` inner dimension, where `col2im(Wᵀ·G)`
+    /// has only `C_out`. `None` when the stride is not 1 or a padding exceeds `d·(k−1)`.
+    fn input_gradient_as_conv(&self, weight: &[f32]) -> Option<(Geometry, Vec<f32>)> {
+        if self.stride != [1, 1] {
+            return None;
+        }
+        let span = [
+            self.dilation[0] * (self.kh - 1),
+            self.dilation[1] * (self.kw - 1),
+        ];
+        let pad = |axis: usize, p: usize| span[axis].checked_sub(p);
+        let padding = [
+            (pad(0, self.pad[0])?, pad(0, self.pad_end[0])?),
+            (pad(1, self.pad[1])?, pad(1, self.pad_end[1])?),
+        ];
+        let options = ConvOptions::new_with_padding([1, 1], padding, self.dilation, 1);
+        let (kh, kw) = (self.kh, self.kw);
+        let mut flipped = vec![0.0f32; weight.len()];
+        for o in 0..self.c_out {
+            for c in 0..self.c_in {
+                for i in 0..kh {
+                    for j in 0..kw {
+                        flipped[((c * self.c_out + o) * kh + kh - 1 - i) * kw + kw - 1 - j] =
+                            weight[((o * self.c_in + c) * kh + i) * kw + j];
+                    }
+                }
+            }
+        }
+        let geometry = Geometry::new(
+            [self.batch, self.c_out, self.ho, self.wo],
+            [self.c_in, self.c_out, kh, kw],
+            &options,
+        );
+        debug_assert_eq!((geometry.ho, geometry.wo), (self.h, self.w));
+        Some((geometry, flipped))
     }
 
     /// `cols_n` would be `x_n` itself.
@@ -199,22 +241,39 @@ struct Run {
     ix0: usize,
 }
 
-/// `cols[K, P] = im2col(x_n)`.
+/// `cols[K, P] = im2col(x_n)`. Writes only the entries that read the input: `cols` must hold
+/// zeros where the padding falls, as a buffer zeroed once and then used only by `im2col` for
+/// one geometry does (the same entries are padding for every sample).
 fn im2col(g: &Geometry, x: &[f32], cols: &mut [f32]) {
     let (p, wo, sw) = (g.p(), g.wo, g.stride[1]);
-    cols.fill(0.0);
     g.for_each_run(|run| {
         let src = &x[run.input_row * g.w..][..g.w];
         let dst = &mut cols[run.row * p + run.oy * wo..][..wo];
         if sw == 1 {
             let len = run.ox.len();
-            dst[run.ox].copy_from_slice(&src[run.ix0..run.ix0 + len]);
+            copy_short(&mut dst[run.ox], &src[run.ix0..run.ix0 + len]);
         } else {
             for (k, ox) in run.ox.enumerate() {
                 dst[ox] = src[run.ix0 + k * sw];
             }
         }
     });
+}
+
+/// `dst.copy_from_slice(src)` for the short rows of im2col (7 to a few dozen floats), in
+/// 8-float blocks the compiler keeps in registers: a `memcpy` call per row costs more than
+/// the copy.
+#[inline]
+fn copy_short(dst: &mut [f32], src: &[f32]) {
+    let mut d = dst.chunks_exact_mut(8);
+    let mut s = src.chunks_exact(8);
+    for (d, s) in (&mut d).zip(&mut s) {
+        let block: [f32; 8] = s.try_into().expect("8 floats");
+        d.copy_from_slice(&block);
+    }
+    for (d, s) in d.into_remainder().iter_mut().zip(s.remainder()) {
+        *d = *s;
+    }
 }
 
 /// `dx_n += col2im(cols)`, the adjoint of [`im2col`].
@@ -234,6 +293,30 @@ fn col2im(g: &Geometry, cols: &[f32], dx: &mut [f32]) {
             }
         }
     });
+}
+
+thread_local! {
+    /// Each thread's im2col buffer, kept between calls: a fresh multi-megabyte allocation per
+    /// call costs more in page faults than its im2col.
+    static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on `len` zeroed floats of this thread's scratch buffer. Re-entrant (a rayon
+/// thread may run another task while it waits): a nested call gets a buffer of its own.
+fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    let mut buffer = SCRATCH.with(|cell| cell.take());
+    if buffer.len() < len {
+        buffer.resize(len, 0.0);
+    }
+    let scratch = &mut buffer[..len];
+    scratch.fill(0.0);
+    let out = f(scratch);
+    SCRATCH.with(|cell| {
+        if cell.borrow().len() < buffer.len() {
+            cell.replace(buffer);
+        }
+    });
+    out
 }
 
 /// A matrix view of a slice: element `(r, c)` at `data[r·row_stride + c·col_stride]`.
@@ -312,22 +395,20 @@ pub fn forward(g: &Geometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
     y.par_chunks_mut(per_chunk * g.output_len())
         .enumerate()
         .for_each(|(chunk, y)| {
-            let mut cols = if g.is_pointwise() {
-                Vec::new()
-            } else {
-                vec![0.0f32; k * p]
-            };
-            for (i, y_n) in y.chunks_mut(g.output_len()).enumerate() {
-                let n = chunk * per_chunk + i;
-                let x_n = &x[n * g.input_len()..][..g.input_len()];
-                let cols = if g.is_pointwise() {
-                    x_n
-                } else {
-                    im2col(g, x_n, &mut cols);
-                    &cols
-                };
-                matmul(y_n, w, Mat::row_major(cols, k, p), false, parallelism);
-            }
+            let buffer = if g.is_pointwise() { 0 } else { k * p };
+            with_scratch(buffer, |cols| {
+                for (i, y_n) in y.chunks_mut(g.output_len()).enumerate() {
+                    let n = chunk * per_chunk + i;
+                    let x_n = &x[n * g.input_len()..][..g.input_len()];
+                    let cols: &[f32] = if g.is_pointwise() {
+                        x_n
+                    } else {
+                        im2col(g, x_n, cols);
+                        cols
+                    };
+                    matmul(y_n, w, Mat::row_major(cols, k, p), false, parallelism);
+                }
+            });
         });
     y
 }
@@ -353,6 +434,13 @@ pub fn backward(
     let (per_chunk, parallelism) = g.split();
     let w = Mat::row_major(weight, g.c_out, k);
     let chunks = g.batch.div_ceil(per_chunk);
+    let as_conv = if input_grad && !g.is_pointwise() {
+        g.input_gradient_as_conv(weight)
+    } else {
+        None
+    };
+    let conv_dx = as_conv.map(|(g_t, w_t)| forward(&g_t, grad, &w_t));
+    let input_grad = input_grad && conv_dx.is_none();
     let mut dx = vec![
         0.0f32;
         if input_grad {
@@ -372,37 +460,43 @@ pub fn backward(
         .map(|(chunk, mut dx)| {
             let first = chunk * per_chunk;
             let samples = per_chunk.min(g.batch - first);
-            let mut cols = vec![0.0f32; if g.is_pointwise() { 0 } else { k * p }];
+            let buffer = if g.is_pointwise() { 0 } else { k * p };
+            let cols_len = if weight_grad { buffer } else { 0 };
+            let dcols_len = if dx.is_some() { buffer } else { 0 };
             let mut dw = vec![0.0f32; if weight_grad { g.c_out * k } else { 0 }];
-            for i in 0..samples {
-                let n = first + i;
-                let g_n = Mat::row_major(&grad[n * g.output_len()..][..g.output_len()], g.c_out, p);
-                if weight_grad {
-                    let x_n = &x[n * g.input_len()..][..g.input_len()];
-                    let cols = if g.is_pointwise() {
-                        x_n
-                    } else {
-                        im2col(g, x_n, &mut cols);
-                        &cols
-                    };
-                    matmul(
-                        &mut dw,
-                        g_n,
-                        Mat::row_major(cols, k, p).t(),
-                        i > 0,
-                        parallelism,
-                    );
-                }
-                if let Some(dx) = dx.as_deref_mut() {
-                    let dx_n = &mut dx[i * g.input_len()..][..g.input_len()];
-                    if g.is_pointwise() {
-                        matmul(dx_n, w.t(), g_n, false, parallelism);
-                    } else {
-                        matmul(&mut cols, w.t(), g_n, false, parallelism);
-                        col2im(g, &cols, dx_n);
+            with_scratch(cols_len + dcols_len, |scratch| {
+                let (cols, dcols) = scratch.split_at_mut(cols_len);
+                for i in 0..samples {
+                    let n = first + i;
+                    let g_n =
+                        Mat::row_major(&grad[n * g.output_len()..][..g.output_len()], g.c_out, p);
+                    if weight_grad {
+                        let x_n = &x[n * g.input_len()..][..g.input_len()];
+                        let cols: &[f32] = if g.is_pointwise() {
+                            x_n
+                        } else {
+                            im2col(g, x_n, cols);
+                            cols
+                        };
+                        matmul(
+                            &mut dw,
+                            g_n,
+                            Mat::row_major(cols, k, p).t(),
+                            i > 0,
+                            parallelism,
+                        );
+                    }
+                    if let Some(dx) = dx.as_deref_mut() {
+                        let dx_n = &mut dx[i * g.input_len()..][..g.input_len()];
+                        if g.is_pointwise() {
+                            matmul(dx_n, w.t(), g_n, false, parallelism);
+                        } else {
+                            matmul(dcols, w.t(), g_n, false, parallelism);
+                            col2im(g, dcols, dx_n);
+                        }
                     }
                 }
-            }
+            });
             dw
         })
         .collect();
@@ -414,7 +508,7 @@ pub fn backward(
         }
         sum
     });
-    (input_grad.then_some(dx), dw)
+    (conv_dx.or(input_grad.then_some(dx)), dw)
 }
 
 #[cfg(test)]

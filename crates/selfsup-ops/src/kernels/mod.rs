@@ -1,10 +1,12 @@
 //! The kernels behind selfsup's ops, one file per backend, each implementing
-//! [`Conv2dKernels`] for its backend's tensor primitive.
+//! [`Conv2dKernels`] (and [`BatchNormKernels`]) for its backend's tensor primitive.
 
 use burn::backend::Backend;
 use burn::backend::tensor::FloatTensor;
 use burn::tensor::ops::ConvOptions;
 
+#[cfg(feature = "flex")]
+mod batch_norm;
 #[cfg(feature = "flex")]
 mod flex;
 #[cfg(feature = "flex")]
@@ -51,4 +53,31 @@ pub trait Conv2dKernels: Backend {
         options: &ConvOptions<2>,
         needs: Needs,
     ) -> (Option<FloatTensor<Self>>, Option<FloatTensor<Self>>);
+}
+
+/// Training-mode batch normalisation (f32) with its backward pass, on one backend's tensors.
+pub trait BatchNormKernels: Backend {
+    /// What the forward keeps for the backward.
+    type Saved: Clone + Send + core::fmt::Debug + 'static;
+
+    /// `(output, mean, biased variance, saved)`; `saved` is `Some` when `track`.
+    #[allow(clippy::type_complexity)]
+    fn batch_norm_forward(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+        track: bool,
+    ) -> (
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+        Option<Self::Saved>,
+    );
+
+    /// `(dx, dγ, dβ)` from the output gradient.
+    fn batch_norm_backward(
+        saved: Self::Saved,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 }

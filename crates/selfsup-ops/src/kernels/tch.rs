@@ -9,6 +9,8 @@
 //! batch/channel swap is made. Memory: what PyTorch's own convolution keeps (the input and
 //! the weight, shared with Burn's tensors).
 
+#![allow(deprecated)] // burn-tch is deprecated upstream; selfsup keeps it for its users.
+
 use super::{Conv2dKernels, Needs};
 use burn::backend::LibTorch;
 use burn::backend::libtorch::TchTensor;

@@ -1,0 +1,196 @@
+//! [`BatchNorm`]: Burn's `BatchNorm` layer on selfsup's own fused batch-norm kernels.
+
+use burn::config::Config;
+use burn::module::{Flag, Module, Param, RunningState};
+use burn::nn as burn_nn;
+use burn::tensor::{Device, Tensor};
+
+/// Configuration of [`BatchNorm`]: the fields and defaults of Burn's
+/// [`burn::nn::BatchNormConfig`].
+#[derive(Config, Debug)]
+pub struct BatchNormConfig {
+    /// Channels (dimension 1 of the input).
+    pub num_features: usize,
+    /// Added to the variance.
+    #[config(default = 1e-5)]
+    pub epsilon: f64,
+    /// Weight of the newest batch in the running statistics.
+    #[config(default = 0.1)]
+    pub momentum: f64,
+}
+
+impl BatchNormConfig {
+    /// Builds the layer (`γ = 1`, `β = 0`, running mean 0 and variance 1).
+    ///
+    /// # Panics
+    ///
+    /// On Burn's checks: `num_features` 0, `epsilon` not finite and positive, `momentum`
+    /// outside `[0, 1]`.
+    pub fn init(&self, device: &Device) -> BatchNorm {
+        burn_nn::BatchNormConfig::new(self.num_features)
+            .with_epsilon(self.epsilon)
+            .with_momentum(self.momentum)
+            .init(device)
+            .into()
+    }
+}
+
+/// Batch normalisation over dimension 1: Burn's [`burn::nn::BatchNorm`] with the same fields
+/// (so the same record and checkpoint paths; `From` converts either way) and the same
+/// behaviour — batch statistics on an autodiff device while `training` is enabled, running
+/// statistics otherwise — whose training pass runs selfsup's fused kernels
+/// ([`selfsup_ops::batch_norm_train`]) on flex and Burn's op elsewhere.
+///
+/// Like Burn's, its running statistics are a `RunningState` shared by clones of the layer.
+#[derive(Module, Debug)]
+pub struct BatchNorm {
+    /// Scale, `[C]`.
+    pub gamma: Param<Tensor<1>>,
+    /// Shift, `[C]`.
+    pub beta: Param<Tensor<1>>,
+    /// Whether the layer normalises with batch statistics on an autodiff device.
+    pub training: Param<Flag>,
+    /// Running mean, `[C]`.
+    pub running_mean: RunningState<Tensor<1>>,
+    /// Running (biased) variance, `[C]`.
+    pub running_var: RunningState<Tensor<1>>,
+    /// Weight of the newest batch in the running statistics.
+    pub momentum: f64,
+    /// Added to the variance.
+    pub epsilon: f64,
+}
+
+impl BatchNorm {
+    /// # Shapes
+    ///
+    /// - input: `[N, C, ...]` → the same shape
+    pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
+        let [channels] = self.gamma.shape().dims();
+        let dims = input.dims();
+        assert!(
+            D >= 2 && dims[1] == channels,
+            "BatchNorm: the input has shape {dims:?}, expected [N, {channels}, ...]"
+        );
+        if !(input.device().is_autodiff() && self.training.is_enabled()) {
+            let device = input.device();
+            return burn::tensor::module::batch_norm(
+                input,
+                self.gamma.val(),
+                self.beta.val(),
+                self.running_mean.value().to_device(&device),
+                self.running_var.value().to_device(&device),
+                self.epsilon,
+            );
+        }
+        let device = input.device();
+        let result =
+            selfsup_ops::batch_norm_train(input, self.gamma.val(), self.beta.val(), self.epsilon);
+        let update = |state: &RunningState<Tensor<1>>, batch: Tensor<1>| {
+            let running = state.value_sync().to_device(&device);
+            state.update(
+                running
+                    .mul_scalar(1.0 - self.momentum)
+                    .add(batch.detach().mul_scalar(self.momentum))
+                    .detach(),
+            );
+        };
+        update(&self.running_mean, result.mean);
+        update(&self.running_var, result.variance);
+        result.output
+    }
+}
+
+impl From<burn_nn::BatchNorm> for BatchNorm {
+    fn from(n: burn_nn::BatchNorm) -> Self {
+        BatchNorm {
+            gamma: n.gamma,
+            beta: n.beta,
+            training: n.training,
+            running_mean: n.running_mean,
+            running_var: n.running_var,
+            momentum: n.momentum,
+            epsilon: n.epsilon,
+        }
+    }
+}
+
+impl From<BatchNorm> for burn_nn::BatchNorm {
+    fn from(n: BatchNorm) -> Self {
+        burn_nn::BatchNorm {
+            gamma: n.gamma,
+            beta: n.beta,
+            training: n.training,
+            running_mean: n.running_mean,
+            running_var: n.running_var,
+            momentum: n.momentum,
+            epsilon: n.epsilon,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Distribution, Tolerance};
+
+    fn values<const D: usize>(t: Tensor<D>) -> burn::tensor::TensorData {
+        t.into_data()
+    }
+
+    /// Output, gradients and running statistics equal Burn's layer on the same input, over
+    /// two training steps, for 4-d (conv) and 2-d (projection head) inputs.
+    fn check<const D: usize>(shape: [usize; D]) {
+        let device = selfsup_backend::test_device().autodiff();
+        let channels = shape[1];
+        let burn = burn_nn::BatchNormConfig::new(channels).init(&device);
+        let ours = BatchNormConfig::new(channels).init(&device);
+        let tol = Tolerance::rel_abs(1e-4, 1e-4);
+        for step in 0..2 {
+            let x = Tensor::<D>::random(shape, Distribution::Normal(step as f64, 2.0), &device)
+                .require_grad();
+            let g = Tensor::<D>::random(shape, Distribution::Default, &device);
+            let run = |y: Tensor<D>| {
+                let grads = (y.clone() * g.clone()).sum().backward();
+                (values(y), values(x.grad(&grads).unwrap()))
+            };
+            let (y_burn, dx_burn) = run(burn.forward(x.clone()));
+            let (y_ours, dx_ours) = run(ours.forward(x.clone()));
+            y_ours.assert_approx_eq::<f32>(&y_burn, tol);
+            dx_ours.assert_approx_eq::<f32>(&dx_burn, tol);
+        }
+        values(ours.running_mean.value())
+            .assert_approx_eq::<f32>(&values(burn.running_mean.value()), tol);
+        values(ours.running_var.value())
+            .assert_approx_eq::<f32>(&values(burn.running_var.value()), tol);
+    }
+
+    #[test]
+    fn trains_like_burns_batch_norm() {
+        check([4, 3, 5, 6]);
+        check([16, 7]);
+    }
+
+    #[test]
+    fn gamma_and_beta_gradients_equal_burns() {
+        let device = selfsup_backend::test_device().autodiff();
+        let burn = burn_nn::BatchNormConfig::new(3).init(&device);
+        let ours = BatchNorm::from(burn.clone());
+        let x = Tensor::<4>::random([3, 3, 4, 4], Distribution::Default, &device);
+        let g = Tensor::<4>::random([3, 3, 4, 4], Distribution::Default, &device);
+        let grads_ours = (ours.forward(x.clone()) * g.clone()).sum().backward();
+        let grads_burn = (burn.forward(x) * g).sum().backward();
+        let tol = Tolerance::rel_abs(1e-4, 1e-4);
+        for (a, b) in [(&ours.gamma, &burn.gamma), (&ours.beta, &burn.beta)] {
+            values(a.grad(&grads_ours).unwrap())
+                .assert_approx_eq::<f32>(&values(b.grad(&grads_burn).unwrap()), tol);
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "BatchNorm: the input has shape [2, 4, 3], expected [N, 5, ...]")]
+    fn wrong_channels_panic_naming_the_shape() {
+        let device = selfsup_backend::test_device();
+        let norm = BatchNormConfig::new(5).init(&device);
+        let _ = norm.forward(Tensor::<3>::zeros([2, 4, 3], &device));
+    }
+}

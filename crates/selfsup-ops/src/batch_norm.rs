@@ -1,0 +1,201 @@
+//! [`batch_norm_train`]: Burn's training-mode batch normalisation with selfsup's own fused
+//! kernels on flex (see `kernels/batch_norm.rs`), and Burn's own op everywhere else.
+
+use burn::tensor::Tensor;
+use burn::tensor::module::BatchNormTrainOutput;
+
+/// Training-mode batch normalisation over dimension 1 of `x`, with the semantics of
+/// [`burn::tensor::module::batch_norm_train`] (and of `torch.nn.functional.batch_norm(...,
+/// training=True)` for the output): the output, and the batch mean and biased variance per
+/// channel (detached), from which a layer updates its running statistics.
+///
+/// On flex, for f32 tensors, the statistics, the output and the backward pass are fused
+/// kernels of selfsup's own that read the NCHW layout in place; everywhere else this is
+/// Burn's op.
+///
+/// # Shapes
+/// - `x`: `[N, C, ...]`; `gamma`, `beta`: `[C]`
+///
+/// # Panics
+///
+/// When `D < 2` or `gamma` / `beta` do not have `C` elements.
+pub fn batch_norm_train<const D: usize>(
+    x: Tensor<D>,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+    epsilon: f64,
+) -> BatchNormTrainOutput<D> {
+    #[cfg(feature = "flex")]
+    if extension::takes_own_kernel(&x, &gamma, &beta) {
+        return extension::batch_norm_train(x, gamma, beta, epsilon);
+    }
+    burn::tensor::module::batch_norm_train(x, gamma, beta, epsilon)
+}
+
+#[cfg(feature = "flex")]
+pub use extension::{BatchNormBackend, BatchNormStats};
+
+#[cfg(feature = "flex")]
+mod extension {
+    use crate::kernels::BatchNormKernels;
+    use burn::backend::autodiff::Autodiff;
+    use burn::backend::autodiff::checkpoint::base::Checkpointer;
+    use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+    use burn::backend::autodiff::grads::Gradients;
+    use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+    use burn::backend::tensor::FloatTensor;
+    use burn::backend::{Backend, Dispatch, ExtensionType, backend_extension};
+    use burn::tensor::module::BatchNormTrainOutput;
+    use burn::tensor::{DType, Tensor};
+
+    pub(super) fn takes_own_kernel<const D: usize>(
+        x: &Tensor<D>,
+        gamma: &Tensor<1>,
+        beta: &Tensor<1>,
+    ) -> bool {
+        D >= 2
+            && [x.dtype(), gamma.dtype(), beta.dtype()] == [DType::F32; 3]
+            && crate::own_kernels()
+            && crate::kernels_for(&x.device()) == Some(crate::Kernels::Flex)
+    }
+
+    pub(super) fn batch_norm_train<const D: usize>(
+        x: Tensor<D>,
+        gamma: Tensor<1>,
+        beta: Tensor<1>,
+        epsilon: f64,
+    ) -> BatchNormTrainOutput<D> {
+        let channels = x.dims()[1];
+        assert_eq!(
+            gamma.dims(),
+            [channels],
+            "batch_norm: gamma has shape {:?}, the input {:?} has {channels} channels",
+            gamma.dims(),
+            x.dims()
+        );
+        assert_eq!(
+            beta.dims(),
+            [channels],
+            "batch_norm: beta has shape {:?}, the input {:?} has {channels} channels",
+            beta.dims(),
+            x.dims()
+        );
+        let stats = <Dispatch as BatchNormBackend>::selfsup_batch_norm_train(
+            x.into_dispatch(),
+            gamma.into_dispatch(),
+            beta.into_dispatch(),
+            epsilon,
+        );
+        BatchNormTrainOutput {
+            output: Tensor::from_dispatch(stats.output),
+            mean: Tensor::from_dispatch(stats.mean),
+            variance: Tensor::from_dispatch(stats.variance),
+        }
+    }
+
+    /// The output of [`BatchNormBackend::selfsup_batch_norm_train`].
+    #[derive(ExtensionType)]
+    pub struct BatchNormStats<B: Backend> {
+        /// The normalised input.
+        pub output: FloatTensor<B>,
+        /// The batch mean per channel (not tracked).
+        pub mean: FloatTensor<B>,
+        /// The biased batch variance per channel (not tracked).
+        pub variance: FloatTensor<B>,
+    }
+
+    /// The backend extension behind [`batch_norm_train`](super::batch_norm_train): a fused
+    /// kernel for flex, and for `Autodiff` a backward pass of its own.
+    #[backend_extension(Flex, Autodiff)]
+    pub trait BatchNormBackend: Backend {
+        /// Training-mode batch normalisation over dimension 1 (f32).
+        fn selfsup_batch_norm_train(
+            x: FloatTensor<Self>,
+            gamma: FloatTensor<Self>,
+            beta: FloatTensor<Self>,
+            epsilon: f64,
+        ) -> BatchNormStats<Self>;
+    }
+
+    impl BatchNormBackend for burn::backend::Flex {
+        fn selfsup_batch_norm_train(
+            x: FloatTensor<Self>,
+            gamma: FloatTensor<Self>,
+            beta: FloatTensor<Self>,
+            epsilon: f64,
+        ) -> BatchNormStats<Self> {
+            let (output, mean, variance, _) =
+                Self::batch_norm_forward(x, gamma, beta, epsilon, false);
+            BatchNormStats {
+                output,
+                mean,
+                variance,
+            }
+        }
+    }
+
+    impl<B: BatchNormKernels, C: CheckpointStrategy> BatchNormBackend for Autodiff<B, C> {
+        fn selfsup_batch_norm_train(
+            x: FloatTensor<Self>,
+            gamma: FloatTensor<Self>,
+            beta: FloatTensor<Self>,
+            epsilon: f64,
+        ) -> BatchNormStats<Self> {
+            let prep = BatchNormBackward
+                .prepare::<C>([x.node(), gamma.node(), beta.node()])
+                .compute_bound()
+                .stateful();
+            let (x, gamma, beta) = (
+                x.into_primitive(),
+                gamma.into_primitive(),
+                beta.into_primitive(),
+            );
+            let (output, mean, variance) = match prep {
+                OpsKind::Tracked(prep) => {
+                    let (y, mean, variance, saved) =
+                        B::batch_norm_forward(x, gamma, beta, epsilon, true);
+                    let saved = saved.expect("a tracked batch norm saves its inputs");
+                    (prep.finish(saved, y), mean, variance)
+                }
+                OpsKind::UnTracked(prep) => {
+                    let (y, mean, variance, _) =
+                        B::batch_norm_forward(x, gamma, beta, epsilon, false);
+                    (prep.finish(y), mean, variance)
+                }
+            };
+            BatchNormStats {
+                output,
+                // Statistics are constants to autodiff, as in Burn's op.
+                mean: FloatTensor::<Self>::new(mean),
+                variance: FloatTensor::<Self>::new(variance),
+            }
+        }
+    }
+
+    #[derive(Debug)]
+    struct BatchNormBackward;
+
+    impl<B: BatchNormKernels> Backward<B, 3> for BatchNormBackward {
+        type State = B::Saved;
+
+        fn backward(
+            self,
+            ops: Ops<Self::State, 3>,
+            grads: &mut Gradients,
+            _checkpointer: &mut Checkpointer,
+        ) {
+            let [node_x, node_gamma, node_beta] = ops.parents;
+            let grad = grads.consume::<B>(&ops.node);
+            let (dx, dgamma, dbeta) = B::batch_norm_backward(ops.state, grad);
+            if let Some(node) = node_x {
+                grads.register::<B>(node.id, dx);
+            }
+            if let Some(node) = node_gamma {
+                grads.register::<B>(node.id, dgamma);
+            }
+            if let Some(node) = node_beta {
+                grads.register::<B>(node.id, dbeta);
+            }
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! Training-mode batch normalisation and its backward pass, fused, on a contiguous
+//! `[N, C, S]` `f32` slice (`S` = the product of the spatial dimensions, 1 for `[N, C]`).
+//!
+//! Per channel `c`, over its `M = N·S` values:
+//!
+//! ```text
+//! forward   μ = Σx / M,  σ² = Σ(x − μ)² / M          (two passes, as Burn computes them)
+//!           y = (x − μ)·γ/√(σ² + ε) + β
+//! backward  x̂ = (x − μ)/√(σ² + ε),  dβ = Σdy,  dγ = Σdy·x̂
+//!           dx = γ/√(σ² + ε) · (dy − dβ/M − x̂·dγ/M)
+//! ```
+//!
+//! Burn's default op reaches the same numbers through about fifteen primitive ops, four of
+//! which transpose `[N, C, S]` to `[C, N, S]` in memory; here every pass reads the NCHW
+//! layout in place. Statistics are reduced in parallel over channels (each channel's `N`
+//! runs of `S` contiguous values, summed in eight f32 lanes per run and in f64 across runs);
+//! the element-wise passes run in parallel over samples. No memory beyond the output.
+
+use rayon::prelude::*;
+
+/// The shape `[n, c, s]` of a batch-norm input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// Samples.
+    pub n: usize,
+    /// Channels.
+    pub c: usize,
+    /// Values per sample and channel.
+    pub s: usize,
+}
+
+impl Layout {
+    fn count(&self) -> f64 {
+        (self.n * self.s) as f64
+    }
+}
+
+/// `Σ f(x_i)` in eight independent f32 lanes (so it vectorises), returned in f64.
+fn lanes(values: &[f32], f: impl Fn(f32) -> f32) -> f64 {
+    let mut acc = [0.0f32; 8];
+    let chunks = values.chunks_exact(8);
+    let tail = chunks.remainder();
+    for chunk in chunks {
+        for (a, &v) in acc.iter_mut().zip(chunk) {
+            *a += f(v);
+        }
+    }
+    let tail: f64 = tail.iter().map(|&v| f(v) as f64).sum();
+    acc.iter().map(|&a| a as f64).sum::<f64>() + tail
+}
+
+/// The two sums `Σ f(x_i, y_i).0` and `Σ f(x_i, y_i).1` over two slices of equal length, in
+/// one pass, like [`lanes`].
+fn lanes_pair(xs: &[f32], ys: &[f32], f: impl Fn(f32, f32) -> (f32, f32)) -> (f64, f64) {
+    let (mut a, mut b) = ([0.0f32; 8], [0.0f32; 8]);
+    let xc = xs.chunks_exact(8);
+    let yc = ys.chunks_exact(8);
+    let (mut ta, mut tb) = (0.0f64, 0.0f64);
+    for (&x, &y) in xc.remainder().iter().zip(yc.remainder()) {
+        let (u, v) = f(x, y);
+        ta += u as f64;
+        tb += v as f64;
+    }
+    for (xs, ys) in xc.zip(yc) {
+        for i in 0..8 {
+            let (u, v) = f(xs[i], ys[i]);
+            a[i] += u;
+            b[i] += v;
+        }
+    }
+    let total = |acc: [f32; 8]| acc.iter().map(|&v| v as f64).sum::<f64>();
+    (total(a) + ta, total(b) + tb)
+}
+
+/// Per-channel sums over `x` (`[n, c, s]`).
+fn per_channel(
+    layout: Layout,
+    sum_run: impl Fn(usize, usize, std::ops::Range<usize>) -> f64 + Sync,
+) -> Vec<f64> {
+    let Layout { n, c, s } = layout;
+    (0..c)
+        .into_par_iter()
+        .map(|ch| {
+            (0..n)
+                .map(|i| {
+                    let start = (i * c + ch) * s;
+                    sum_run(i, ch, start..start + s)
+                })
+                .sum()
+        })
+        .collect()
+}
+
+/// Applies `f(channel, input run, output run)` to every (sample, channel) run, in parallel
+/// over samples.
+fn per_run(layout: Layout, out: &mut [f32], f: impl Fn(usize, usize, &mut [f32]) + Sync) {
+    let Layout { c, s, .. } = layout;
+    out.par_chunks_mut(c * s)
+        .enumerate()
+        .for_each(|(i, sample)| {
+            for (ch, run) in sample.chunks_mut(s).enumerate() {
+                f(ch, (i * c + ch) * s, run);
+            }
+        });
+}
+
+/// The batch statistics and `y`; returns `(y, mean, biased variance)`.
+pub fn forward(
+    layout: Layout,
+    x: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    epsilon: f64,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    assert_eq!(
+        x.len(),
+        layout.n * layout.c * layout.s,
+        "batch_norm: input length"
+    );
+    assert_eq!(gamma.len(), layout.c, "batch_norm: gamma length");
+    assert_eq!(beta.len(), layout.c, "batch_norm: beta length");
+    let m = layout.count();
+    let mean: Vec<f64> = per_channel(layout, |_, _, r| lanes(&x[r], |v| v))
+        .into_iter()
+        .map(|s| s / m)
+        .collect();
+    let variance: Vec<f64> = per_channel(layout, |_, ch, r| {
+        let mu = mean[ch] as f32;
+        lanes(&x[r], |v| (v - mu) * (v - mu))
+    })
+    .into_iter()
+    .map(|s| s / m)
+    .collect();
+    let scale: Vec<f32> = (0..layout.c)
+        .map(|ch| (gamma[ch] as f64 / (variance[ch] + epsilon).sqrt()) as f32)
+        .collect();
+    let shift: Vec<f32> = (0..layout.c)
+        .map(|ch| beta[ch] - (mean[ch] as f32) * scale[ch])
+        .collect();
+    let mut y = vec![0.0f32; x.len()];
+    per_run(layout, &mut y, |ch, start, out| {
+        let (a, b) = (scale[ch], shift[ch]);
+        let end = start + out.len();
+        for (o, &v) in out.iter_mut().zip(&x[start..end]) {
+            *o = v * a + b;
+        }
+    });
+    let to_f32 = |v: Vec<f64>| v.into_iter().map(|v| v as f32).collect();
+    (y, to_f32(mean), to_f32(variance))
+}
+
+/// The gradients `(dx, dγ, dβ)` of [`forward`]'s `y` given `dy`, from the saved input and
+/// statistics.
+pub fn backward(
+    layout: Layout,
+    x: &[f32],
+    gamma: &[f32],
+    mean: &[f32],
+    variance: &[f32],
+    epsilon: f64,
+    dy: &[f32],
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    assert_eq!(dy.len(), x.len(), "batch_norm: gradient length");
+    let m = layout.count();
+    let inv_std: Vec<f32> = variance
+        .iter()
+        .map(|&v| (1.0 / (v as f64 + epsilon).sqrt()) as f32)
+        .collect();
+    // One pass for both sums: Σdy and Σdy·(x − μ) (then Σdy·x̂ = inv_std · Σdy·(x − μ)).
+    let sums: Vec<(f64, f64)> = (0..layout.c)
+        .into_par_iter()
+        .map(|ch| {
+            let mu = mean[ch];
+            (0..layout.n)
+                .map(|i| {
+                    let start = (i * layout.c + ch) * layout.s;
+                    let r = start..start + layout.s;
+                    lanes_pair(&dy[r.clone()], &x[r], |g, v| (g, g * (v - mu)))
+                })
+                .fold((0.0, 0.0), |(a, b), (c, d)| (a + c, b + d))
+        })
+        .collect();
+    let dbeta: Vec<f64> = sums.iter().map(|s| s.0).collect();
+    let dgamma: Vec<f64> = sums
+        .iter()
+        .zip(&inv_std)
+        .map(|(s, &k)| s.1 * k as f64)
+        .collect();
+    // dx = a·dy + b·x + d per channel, with
+    //   a = γ·k,  b = −γ·k²·dγ/M,  d = −γ·k·dβ/M − b·μ   (k = inv_std)
+    let coeffs: Vec<(f32, f32, f32)> = (0..layout.c)
+        .map(|ch| {
+            let k = inv_std[ch] as f64;
+            let g = gamma[ch] as f64;
+            let a = g * k;
+            let b = -g * k * k * dgamma[ch] / m;
+            let d = -g * k * dbeta[ch] / m - b * mean[ch] as f64;
+            (a as f32, b as f32, d as f32)
+        })
+        .collect();
+    let mut dx = vec![0.0f32; x.len()];
+    per_run(layout, &mut dx, |ch, start, out| {
+        let (a, b, d) = coeffs[ch];
+        let end = start + out.len();
+        for ((o, &g), &v) in out.iter_mut().zip(&dy[start..end]).zip(&x[start..end]) {
+            *o = a * g + b * v + d;
+        }
+    });
+    let to_f32 = |v: Vec<f64>| v.into_iter().map(|v| v as f32).collect();
+    (dx, to_f32(dgamma), to_f32(dbeta))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The definition, in f64: per-channel statistics and the gradient formulas above.
+    #[test]
+    fn matches_the_definition() {
+        let layout = Layout { n: 3, c: 2, s: 13 };
+        let len = layout.n * layout.c * layout.s;
+        let x: Vec<f32> = (0..len)
+            .map(|i| ((i * 37 % 101) as f32 / 25.0) - 2.0)
+            .collect();
+        let dy: Vec<f32> = (0..len)
+            .map(|i| ((i * 53 % 89) as f32 / 40.0) - 1.0)
+            .collect();
+        let (gamma, beta, eps) = ([1.5f32, -0.5], [0.25f32, 2.0], 1e-5);
+        let (y, mean, var) = forward(layout, &x, &gamma, &beta, eps);
+        let (dx, dgamma, dbeta) = backward(layout, &x, &gamma, &mean, &var, eps, &dy);
+        let m = (layout.n * layout.s) as f64;
+        for ch in 0..layout.c {
+            let idx: Vec<usize> = (0..layout.n)
+                .flat_map(|i| (0..layout.s).map(move |j| (i * layout.c + ch) * layout.s + j))
+                .collect();
+            let mu = idx.iter().map(|&i| x[i] as f64).sum::<f64>() / m;
+            let v = idx.iter().map(|&i| (x[i] as f64 - mu).powi(2)).sum::<f64>() / m;
+            let k = 1.0 / (v + eps).sqrt();
+            let xhat = |i: usize| (x[i] as f64 - mu) * k;
+            let db = idx.iter().map(|&i| dy[i] as f64).sum::<f64>();
+            let dg = idx.iter().map(|&i| dy[i] as f64 * xhat(i)).sum::<f64>();
+            assert!((mean[ch] as f64 - mu).abs() < 1e-5);
+            assert!((var[ch] as f64 - v).abs() < 1e-5);
+            assert!((dbeta[ch] as f64 - db).abs() < 1e-4);
+            assert!((dgamma[ch] as f64 - dg).abs() < 1e-4);
+            for &i in &idx {
+                let want_y = xhat(i) * gamma[ch] as f64 + beta[ch] as f64;
+                let want_dx = gamma[ch] as f64 * k * (dy[i] as f64 - db / m - xhat(i) * dg / m);
+                assert!((y[i] as f64 - want_y).abs() < 1e-5, "y[{i}]");
+                assert!((dx[i] as f64 - want_dx).abs() < 1e-5, "dx[{i}]");
+            }
+        }
+    }
+}
