@@ -32,8 +32,11 @@ pub use selfsup_eval as eval;
 pub use selfsup_losses as losses;
 /// Self-supervised methods (SimCLR, MoCo v2, BYOL, ...) that plug into burn-train.
 pub use selfsup_methods as methods;
-/// Encoders, decoders, projection and prediction heads.
+/// Encoders, decoders, projection and prediction heads, and the `Conv2d` / `BatchNorm` layers
+/// on selfsup's own kernels.
 pub use selfsup_nn as nn;
+/// selfsup's own ops (convolution, batch norm) with per-backend kernels and backward passes.
+pub use selfsup_ops as ops;
 
 /// The types most programs need.
 pub mod prelude {
