@@ -4,9 +4,9 @@
 
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::{GradientsParams, SgdConfig};
 use burn::tensor::{Device, Distribution, Tensor};
-use selfsup_nn::{ConvNetS, ConvNetSConfig, Encoder};
+use selfsup_nn::{ConvNetS, ConvNetSConfig};
 
 #[derive(Module, Debug)]
 struct Classifier {
@@ -14,24 +14,26 @@ struct Classifier {
     head: Linear,
 }
 
-/// The loss of each of `steps` Adam steps of ConvNet-S + a linear head regressing random
-/// targets from random 28×28 images, from one seed.
+/// The loss of each of `steps` SGD steps of ConvNet-S + a linear head regressing random
+/// targets from random 28×28 images, from one seed. (SGD, because Adam divides by the
+/// gradients' running RMS and so amplifies f32 summation noise in tiny gradients: with Adam at
+/// lr 1e-2 the two curves agree to 1e-7 at step 1 and drift apart by ~1 % by step 8.)
 fn losses(device: &Device, steps: usize) -> Vec<f32> {
     device.seed(42);
     let mut model = Classifier {
         encoder: ConvNetSConfig::new().init(device),
         head: LinearConfig::new(128, 10).init(device),
     };
-    let mut optimizer = AdamConfig::new().init();
-    let images = Tensor::<4>::random([32, 1, 28, 28], Distribution::Default, device);
-    let targets = Tensor::<2>::random([32, 10], Distribution::Normal(0.0, 1.0), device);
+    let mut optimizer = SgdConfig::new().init();
+    let images = Tensor::<4>::random([16, 1, 28, 28], Distribution::Default, device);
+    let targets = Tensor::<2>::random([16, 10], Distribution::Normal(0.0, 1.0), device);
     (0..steps)
         .map(|_| {
             let predicted = model.head.forward(model.encoder.forward(images.clone()));
             let loss = (predicted - targets.clone()).powi_scalar(2).mean();
             let value = loss.clone().into_scalar::<f32>();
             let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optimizer.step(1e-2, model.clone(), grads);
+            model = optimizer.step(0.05, model.clone(), grads);
             value
         })
         .collect()
@@ -40,6 +42,11 @@ fn losses(device: &Device, steps: usize) -> Vec<f32> {
 #[test]
 fn the_loss_curve_matches_burns_ops() {
     let device = selfsup_backend::test_device().autodiff();
+    if !selfsup_ops::has_own_kernel(&device) {
+        // Both runs would be Burn's ops (and ConvNet-S trains slowly on wgpu and ndarray).
+        println!("no kernels of selfsup's own on this backend: nothing to compare");
+        return;
+    }
     selfsup_ops::set_own_kernels(true);
     let ours = losses(&device, 8);
     selfsup_ops::set_own_kernels(false);
@@ -48,6 +55,12 @@ fn the_loss_curve_matches_burns_ops() {
     assert!(
         burn.first() > burn.last(),
         "the reference run did not learn: {burn:?}"
+    );
+    assert!(
+        (ours[0] - burn[0]).abs() <= 1e-6 * burn[0].abs(),
+        "the first losses differ: {} vs {}",
+        ours[0],
+        burn[0]
     );
     let worst = ours
         .iter()

@@ -1,5 +1,6 @@
 //! [`batch_norm_train`]: Burn's training-mode batch normalisation with selfsup's own fused
-//! kernels on flex (see `kernels/batch_norm.rs`), and Burn's own op everywhere else.
+//! kernels on flex (see `kernels/batch_norm.rs`), libtorch's own on LibTorch, and Burn's op
+//! everywhere else.
 
 use burn::tensor::Tensor;
 use burn::tensor::module::BatchNormTrainOutput;
@@ -10,8 +11,8 @@ use burn::tensor::module::BatchNormTrainOutput;
 /// channel (detached), from which a layer updates its running statistics.
 ///
 /// On flex, for f32 tensors, the statistics, the output and the backward pass are fused
-/// kernels of selfsup's own that read the NCHW layout in place; everywhere else this is
-/// Burn's op.
+/// kernels of selfsup's own that read the NCHW layout in place; on LibTorch they are
+/// libtorch's `native_batch_norm` and its backward; everywhere else this is Burn's op.
 ///
 /// # Shapes
 /// - `x`: `[N, C, ...]`; `gamma`, `beta`: `[C]`
@@ -25,17 +26,18 @@ pub fn batch_norm_train<const D: usize>(
     beta: Tensor<1>,
     epsilon: f64,
 ) -> BatchNormTrainOutput<D> {
-    #[cfg(feature = "flex")]
+    #[cfg(any(feature = "flex", feature = "tch"))]
     if extension::takes_own_kernel(&x, &gamma, &beta) {
         return extension::batch_norm_train(x, gamma, beta, epsilon);
     }
     burn::tensor::module::batch_norm_train(x, gamma, beta, epsilon)
 }
 
-#[cfg(feature = "flex")]
+#[cfg(any(feature = "flex", feature = "tch"))]
 pub use extension::{BatchNormBackend, BatchNormStats};
 
-#[cfg(feature = "flex")]
+#[cfg(any(feature = "flex", feature = "tch"))]
+#[allow(deprecated)] // the generated routing names burn-tch's `LibTorch`.
 mod extension {
     use crate::kernels::BatchNormKernels;
     use burn::backend::autodiff::Autodiff;
@@ -56,7 +58,7 @@ mod extension {
         D >= 2
             && [x.dtype(), gamma.dtype(), beta.dtype()] == [DType::F32; 3]
             && crate::own_kernels()
-            && crate::kernels_for(&x.device()) == Some(crate::Kernels::Flex)
+            && crate::has_own_kernel(&x.device())
     }
 
     pub(super) fn batch_norm_train<const D: usize>(
@@ -105,8 +107,9 @@ mod extension {
     }
 
     /// The backend extension behind [`batch_norm_train`](super::batch_norm_train): a fused
-    /// kernel for flex, and for `Autodiff` a backward pass of its own.
-    #[backend_extension(Flex, Autodiff)]
+    /// kernel for flex, libtorch's own for LibTorch, and for `Autodiff` a backward pass of its
+    /// own.
+    #[backend_extension(Flex: cfg(feature = "flex"), LibTorch: cfg(feature = "tch"), Autodiff)]
     pub trait BatchNormBackend: Backend {
         /// Training-mode batch normalisation over dimension 1 (f32).
         fn selfsup_batch_norm_train(
@@ -117,6 +120,22 @@ mod extension {
         ) -> BatchNormStats<Self>;
     }
 
+    /// The concrete (non-autodiff) op: the kernel's forward pass.
+    fn forward<B: BatchNormKernels>(
+        x: FloatTensor<B>,
+        gamma: FloatTensor<B>,
+        beta: FloatTensor<B>,
+        epsilon: f64,
+    ) -> BatchNormStats<B> {
+        let (output, mean, variance, _) = B::batch_norm_forward(x, gamma, beta, epsilon, false);
+        BatchNormStats {
+            output,
+            mean,
+            variance,
+        }
+    }
+
+    #[cfg(feature = "flex")]
     impl BatchNormBackend for burn::backend::Flex {
         fn selfsup_batch_norm_train(
             x: FloatTensor<Self>,
@@ -124,13 +143,19 @@ mod extension {
             beta: FloatTensor<Self>,
             epsilon: f64,
         ) -> BatchNormStats<Self> {
-            let (output, mean, variance, _) =
-                Self::batch_norm_forward(x, gamma, beta, epsilon, false);
-            BatchNormStats {
-                output,
-                mean,
-                variance,
-            }
+            forward::<Self>(x, gamma, beta, epsilon)
+        }
+    }
+
+    #[cfg(feature = "tch")]
+    impl BatchNormBackend for burn::backend::LibTorch {
+        fn selfsup_batch_norm_train(
+            x: FloatTensor<Self>,
+            gamma: FloatTensor<Self>,
+            beta: FloatTensor<Self>,
+            epsilon: f64,
+        ) -> BatchNormStats<Self> {
+            forward::<Self>(x, gamma, beta, epsilon)
         }
     }
 

@@ -36,6 +36,7 @@ pub fn conv2d(
     bias: Option<Tensor<1>>,
     options: ConvOptions<2>,
 ) -> Tensor<4> {
+    check_shapes(&x, &weight, bias.as_ref(), &options);
     #[cfg(not(any(feature = "flex", feature = "tch")))]
     return burn::tensor::module::conv2d(x, weight, bias, options);
     #[cfg(any(feature = "flex", feature = "tch"))]
@@ -53,30 +54,46 @@ fn own_conv2d(
     bias: Option<Tensor<1>>,
     options: ConvOptions<2>,
 ) -> Tensor<4> {
-    let [_, c_in, _, _] = x.dims();
-    let [c_out, c_in_weight, _, _] = weight.dims();
-    assert_eq!(
-        c_in,
-        c_in_weight,
-        "conv2d: the input has {c_in} channels but the weight {:?} expects {c_in_weight}",
-        weight.dims()
-    );
+    let c_out = weight.dims()[0];
     let y = Tensor::from_dispatch(<Dispatch as Conv2dBackend>::selfsup_conv2d(
         x.into_dispatch(),
         weight.into_dispatch(),
         options,
     ));
     match bias {
-        Some(bias) => {
-            assert_eq!(
-                bias.dims(),
-                [c_out],
-                "conv2d: the bias has shape {:?}, the weight has {c_out} output channels",
-                bias.dims()
-            );
-            y + bias.reshape([1, c_out, 1, 1])
-        }
+        Some(bias) => y + bias.reshape([1, c_out, 1, 1]),
         None => y,
+    }
+}
+
+/// The same messages on every backend, whichever op runs.
+fn check_shapes(
+    x: &Tensor<4>,
+    weight: &Tensor<4>,
+    bias: Option<&Tensor<1>>,
+    options: &ConvOptions<2>,
+) {
+    let [_, c_in, _, _] = x.dims();
+    let [c_out, c_in_group, _, _] = weight.dims();
+    let groups = options.groups;
+    let expected = c_in_group * groups;
+    assert!(
+        c_in == expected,
+        "conv2d: the input has {c_in} channels but the weight {:?} expects {expected}{}",
+        weight.dims(),
+        if groups > 1 {
+            format!(" ({groups} groups)")
+        } else {
+            String::new()
+        }
+    );
+    if let Some(bias) = bias {
+        assert_eq!(
+            bias.dims(),
+            [c_out],
+            "conv2d: the bias has shape {:?}, the weight has {c_out} output channels",
+            bias.dims()
+        );
     }
 }
 

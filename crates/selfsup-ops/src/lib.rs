@@ -5,7 +5,8 @@
 //!   forward pass and both gradients (one GEMM per sample for the weight gradient); on
 //!   LibTorch, libtorch's own convolution and its own backward.
 //! - [`batch_norm_train`]: training-mode batch normalisation. On flex, one fused kernel for
-//!   the statistics and the output, and one for the backward pass, in place in NCHW.
+//!   the statistics and the output, and one for the backward pass, in place in NCHW; on
+//!   LibTorch, libtorch's own.
 //!
 //! Elsewhere (wgpu, vulkan, cuda, ndarray; grouped convolutions; non-f32 tensors) each op is
 //! Burn's own, so code calling these runs on every backend. The `Conv2d` and `BatchNorm`
@@ -22,7 +23,7 @@ mod conv2d;
 mod kernels;
 
 pub use batch_norm::batch_norm_train;
-#[cfg(feature = "flex")]
+#[cfg(any(feature = "flex", feature = "tch"))]
 pub use batch_norm::{BatchNormBackend, BatchNormStats};
 #[cfg(any(feature = "flex", feature = "tch"))]
 pub use conv2d::Conv2dBackend;
@@ -62,31 +63,17 @@ pub fn own_kernels() -> bool {
     }
 }
 
-/// The backends with kernels of selfsup's own in this build.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kernels {
-    #[cfg(feature = "flex")]
-    Flex,
-    #[cfg(feature = "tch")]
-    LibTorch,
-}
-
-/// Which of selfsup's kernel sets serves `device` (autodiff or not), if any.
-fn kernels_for(device: &Device) -> Option<Kernels> {
+/// Whether `device` (autodiff or not) is one of the backends with kernels of selfsup's own
+/// (flex and LibTorch, when their features are on).
+pub fn has_own_kernel(device: &Device) -> bool {
     #[cfg(any(feature = "flex", feature = "tch"))]
     match device.as_dispatch().clone().inner() {
         #[cfg(feature = "flex")]
-        DispatchDevice::Flex(_) => return Some(Kernels::Flex),
+        DispatchDevice::Flex(_) => return true,
         #[cfg(feature = "tch")]
-        DispatchDevice::LibTorch(_) => return Some(Kernels::LibTorch),
+        DispatchDevice::LibTorch(_) => return true,
         _ => {}
     }
     let _ = device;
-    None
-}
-
-/// Whether `device` (autodiff or not) is one of the backends with a convolution kernel of
-/// selfsup's own (flex and LibTorch, when their features are on).
-pub fn has_own_kernel(device: &Device) -> bool {
-    kernels_for(device).is_some()
+    false
 }

@@ -1,4 +1,4 @@
-//! LibTorch: libtorch's own convolution and its own backward (oneDNN's backward-data and
+//! LibTorch: libtorch's own convolution and batch norm, and their own backward passes (oneDNN's backward-data and
 //! backward-weights kernels on the CPU, cuDNN's on CUDA), reached through torch's autograd.
 //!
 //! The forward runs `conv2d` on detached aliases of the input and the weight that require
@@ -11,7 +11,7 @@
 
 #![allow(deprecated)] // burn-tch is deprecated upstream; selfsup keeps it for its users.
 
-use super::{Conv2dKernels, Needs};
+use super::{BatchNormKernels, Conv2dKernels, Needs};
 use burn::backend::LibTorch;
 use burn::backend::libtorch::TchTensor;
 use burn::tensor::ops::ConvOptions;
@@ -97,5 +97,77 @@ impl Conv2dKernels for LibTorch {
             .weight
             .then(|| TchTensor::new(grads.next().expect("weight gradient")));
         (dx, dw)
+    }
+}
+
+/// The recorded torch node of one batch normalisation.
+#[derive(Clone, Debug)]
+pub struct TorchBatchNorm {
+    x: TchTensor,
+    gamma: TchTensor,
+    beta: TchTensor,
+    y: TchTensor,
+}
+
+/// libtorch's own `native_batch_norm` in training mode (batch statistics, no running
+/// statistics), and its own backward through autograd, as for the convolution above.
+impl BatchNormKernels for LibTorch {
+    type Saved = TorchBatchNorm;
+
+    fn batch_norm_forward(
+        x: TchTensor,
+        gamma: TchTensor,
+        beta: TchTensor,
+        epsilon: f64,
+        track: bool,
+    ) -> (TchTensor, TchTensor, TchTensor, Option<TorchBatchNorm>) {
+        tch::with_grad(|| {
+            let alias = |t: &TchTensor| t.tensor.detach().set_requires_grad(track);
+            let (x, gamma, beta) = (alias(&x), alias(&gamma), alias(&beta));
+            let (y, mean, inv_std) = x.native_batch_norm(
+                Some(&gamma),
+                Some(&beta),
+                None::<&tch::Tensor>,
+                None::<&tch::Tensor>,
+                true,
+                0.0,
+                epsilon,
+            );
+            // torch keeps 1/√(σ² + ε); Burn's op returns σ² (biased).
+            let variance = (inv_std.detach().square().reciprocal() - epsilon).clamp_min(0.0);
+            let out = TchTensor::new(y.detach());
+            let saved = track.then(|| TorchBatchNorm {
+                x: TchTensor::new(x),
+                gamma: TchTensor::new(gamma),
+                beta: TchTensor::new(beta),
+                y: TchTensor::new(y),
+            });
+            // A copy: torch's node keeps `mean` for its backward, and Burn may update the
+            // returned tensor in place (the running statistics), which torch would refuse.
+            (
+                out,
+                TchTensor::new(mean.detach().copy()),
+                TchTensor::new(variance),
+                saved,
+            )
+        })
+    }
+
+    fn batch_norm_backward(
+        saved: TorchBatchNorm,
+        grad: TchTensor,
+    ) -> (TchTensor, TchTensor, TchTensor) {
+        let inputs = [&saved.x.tensor, &saved.gamma.tensor, &saved.beta.tensor];
+        let grads = tch::with_grad(|| {
+            let inner = (&saved.y.tensor * &grad.tensor).sum(saved.y.tensor.kind());
+            tch::Tensor::run_backward(&[inner], &inputs, false, false)
+        });
+        let [dx, dgamma, dbeta]: [tch::Tensor; 3] =
+            grads.try_into().expect("three gradients from torch");
+        (
+            TchTensor::new(dx),
+            TchTensor::new(dgamma),
+            TchTensor::new(dbeta),
+        )
     }
 }
