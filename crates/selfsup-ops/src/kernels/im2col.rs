@@ -251,29 +251,13 @@ fn im2col(g: &Geometry, x: &[f32], cols: &mut [f32]) {
         let dst = &mut cols[run.row * p + run.oy * wo..][..wo];
         if sw == 1 {
             let len = run.ox.len();
-            copy_short(&mut dst[run.ox], &src[run.ix0..run.ix0 + len]);
+            dst[run.ox].copy_from_slice(&src[run.ix0..run.ix0 + len]);
         } else {
             for (k, ox) in run.ox.enumerate() {
                 dst[ox] = src[run.ix0 + k * sw];
             }
         }
     });
-}
-
-/// `dst.copy_from_slice(src)` for the short rows of im2col (7 to a few dozen floats), in
-/// 8-float blocks the compiler keeps in registers: a `memcpy` call per row costs more than
-/// the copy.
-#[inline]
-fn copy_short(dst: &mut [f32], src: &[f32]) {
-    let mut d = dst.chunks_exact_mut(8);
-    let mut s = src.chunks_exact(8);
-    for (d, s) in (&mut d).zip(&mut s) {
-        let block: [f32; 8] = s.try_into().expect("8 floats");
-        d.copy_from_slice(&block);
-    }
-    for (d, s) in d.into_remainder().iter_mut().zip(s.remainder()) {
-        *d = *s;
-    }
 }
 
 /// `dx_n += col2im(cols)`, the adjoint of [`im2col`].
