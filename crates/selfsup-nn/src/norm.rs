@@ -71,8 +71,8 @@ impl BatchNorm {
             D >= 2 && dims[1] == channels,
             "BatchNorm: the input has shape {dims:?}, expected [N, {channels}, ...]"
         );
-        if !(input.device().is_autodiff() && self.training.is_enabled()) {
-            let device = input.device();
+        let device = input.device();
+        if !(device.is_autodiff() && self.training.is_enabled()) {
             return burn::tensor::module::batch_norm(
                 input,
                 self.gamma.val(),
@@ -82,7 +82,6 @@ impl BatchNorm {
                 self.epsilon,
             );
         }
-        let device = input.device();
         let result =
             selfsup_ops::batch_norm_train(input, self.gamma.val(), self.beta.val(), self.epsilon);
         let update = |state: &RunningState<Tensor<1>>, batch: Tensor<1>| {

@@ -19,18 +19,39 @@ use burn::tensor::module::BatchNormTrainOutput;
 ///
 /// # Panics
 ///
-/// When `D < 2` or `gamma` / `beta` do not have `C` elements.
+/// When `D < 2` or `gamma` / `beta` do not have `C` elements (the same message on every
+/// backend).
 pub fn batch_norm_train<const D: usize>(
     x: Tensor<D>,
     gamma: Tensor<1>,
     beta: Tensor<1>,
     epsilon: f64,
 ) -> BatchNormTrainOutput<D> {
+    check_shapes(&x, &gamma, &beta);
     #[cfg(any(feature = "flex", feature = "tch"))]
     if extension::takes_own_kernel(&x, &gamma, &beta) {
         return extension::batch_norm_train(x, gamma, beta, epsilon);
     }
     burn::tensor::module::batch_norm_train(x, gamma, beta, epsilon)
+}
+
+/// The same messages on every backend, whichever op runs.
+fn check_shapes<const D: usize>(x: &Tensor<D>, gamma: &Tensor<1>, beta: &Tensor<1>) {
+    assert!(
+        D >= 2,
+        "batch_norm: the input has shape {:?}; it needs [N, C, ...] (rank 2 or more)",
+        x.dims()
+    );
+    let channels = x.dims()[1];
+    for (name, param) in [("gamma", gamma), ("beta", beta)] {
+        assert_eq!(
+            param.dims(),
+            [channels],
+            "batch_norm: {name} has shape {:?}, the input {:?} has {channels} channels",
+            param.dims(),
+            x.dims()
+        );
+    }
 }
 
 #[cfg(any(feature = "flex", feature = "tch"))]
@@ -55,8 +76,7 @@ mod extension {
         gamma: &Tensor<1>,
         beta: &Tensor<1>,
     ) -> bool {
-        D >= 2
-            && [x.dtype(), gamma.dtype(), beta.dtype()] == [DType::F32; 3]
+        [x.dtype(), gamma.dtype(), beta.dtype()] == [DType::F32; 3]
             && crate::own_kernels()
             && crate::has_own_kernel(&x.device())
     }
@@ -67,21 +87,6 @@ mod extension {
         beta: Tensor<1>,
         epsilon: f64,
     ) -> BatchNormTrainOutput<D> {
-        let channels = x.dims()[1];
-        assert_eq!(
-            gamma.dims(),
-            [channels],
-            "batch_norm: gamma has shape {:?}, the input {:?} has {channels} channels",
-            gamma.dims(),
-            x.dims()
-        );
-        assert_eq!(
-            beta.dims(),
-            [channels],
-            "batch_norm: beta has shape {:?}, the input {:?} has {channels} channels",
-            beta.dims(),
-            x.dims()
-        );
         let stats = <Dispatch as BatchNormBackend>::selfsup_batch_norm_train(
             x.into_dispatch(),
             gamma.into_dispatch(),

@@ -37,14 +37,11 @@ pub fn conv2d(
     options: ConvOptions<2>,
 ) -> Tensor<4> {
     check_shapes(&x, &weight, bias.as_ref(), &options);
-    #[cfg(not(any(feature = "flex", feature = "tch")))]
-    return burn::tensor::module::conv2d(x, weight, bias, options);
     #[cfg(any(feature = "flex", feature = "tch"))]
-    if !takes_own_kernel(&x, &weight, &options) {
-        return burn::tensor::module::conv2d(x, weight, bias, options);
+    if takes_own_kernel(&x, &weight, &options) {
+        return own_conv2d(x, weight, bias, options);
     }
-    #[cfg(any(feature = "flex", feature = "tch"))]
-    own_conv2d(x, weight, bias, options)
+    burn::tensor::module::conv2d(x, weight, bias, options)
 }
 
 #[cfg(any(feature = "flex", feature = "tch"))]

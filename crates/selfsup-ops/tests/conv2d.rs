@@ -2,7 +2,7 @@
 //! `SELFSUP_BACKEND` (`cargo xtask test-all` runs it on each): torch's
 //! `torch.nn.functional.conv2d` (golden values in `fixtures/conv2d_golden.json`, made by
 //! `fixtures/conv2d_golden.py`), and Burn's own `conv2d` on the same inputs, forward and
-//! gradients.
+//! gradients. (And `batch_norm_train`'s shape message, the same on every backend.)
 
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor, TensorData};
@@ -45,15 +45,19 @@ fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
         .unwrap()
 }
 
-fn tensor<const D: usize>(v: &Value, device: &Device) -> Tensor<D> {
-    let shape: Vec<usize> = serde_json::from_value(v["shape"].clone()).unwrap();
-    let data: Vec<f32> = v["data"]
+/// A golden tensor's values, row-major, as f32.
+fn floats(v: &Value) -> Vec<f32> {
+    v["data"]
         .as_array()
         .unwrap()
         .iter()
         .map(|x| x.as_f64().unwrap() as f32)
-        .collect();
-    Tensor::from_data(TensorData::new(data, shape), device)
+        .collect()
+}
+
+fn tensor<const D: usize>(v: &Value, device: &Device) -> Tensor<D> {
+    let shape: Vec<usize> = serde_json::from_value(v["shape"].clone()).unwrap();
+    Tensor::from_data(TensorData::new(floats(v), shape), device)
 }
 
 fn pair(v: &Value) -> [usize; 2] {
@@ -114,7 +118,7 @@ fn equals_torch_golden_values() {
         );
 
         let expected = &case["expected"];
-        let want = |v: &Value| values(tensor::<1>(&json_flat(v), &device));
+        let want = floats;
         assert_close(&format!("{name}: y"), &got.y, &want(&expected["y"]));
         assert_close(
             &format!("{name}: dx"),
@@ -134,12 +138,6 @@ fn equals_torch_golden_values() {
             );
         }
     }
-}
-
-/// A tensor value flattened to one dimension.
-fn json_flat(v: &Value) -> Value {
-    let n = v["data"].as_array().unwrap().len();
-    serde_json::json!({"shape": [n], "data": v["data"]})
 }
 
 /// SplitMix64: the same inputs on every backend.
@@ -327,4 +325,12 @@ fn mismatched_channels_panic_naming_both() {
     let x = leaf([1, 3, 5, 5], 1, &device);
     let weight = leaf([4, 2, 3, 3], 2, &device);
     let _ = selfsup_ops::conv2d(x, weight, None, ConvOptions::new([1, 1], [1, 1], [1, 1], 1));
+}
+
+#[test]
+#[should_panic(expected = "batch_norm: gamma has shape [3], the input [2, 4, 5] has 4 channels")]
+fn batch_norm_with_the_wrong_gamma_panics_naming_both_shapes() {
+    let device = device();
+    let x = leaf([2, 4, 5], 1, &device);
+    let _ = selfsup_ops::batch_norm_train(x, leaf([3], 2, &device), leaf([4], 3, &device), 1e-5);
 }

@@ -7,24 +7,26 @@ use super::{BatchNormKernels, Conv2dKernels, Needs};
 use burn::backend::Flex;
 use burn::backend::flex::FlexTensor;
 use burn::tensor::ops::ConvOptions;
-use burn::tensor::{DType, TensorData};
+use burn::tensor::{DType, Shape, TensorData};
 
-/// The tensor as a contiguous row-major tensor, and its shape.
-fn contiguous(tensor: FlexTensor) -> (FlexTensor, [usize; 4]) {
+/// The tensor as a contiguous row-major f32 tensor (`op` names the caller in the panic).
+fn contiguous_f32(tensor: FlexTensor, op: &str) -> FlexTensor {
     assert_eq!(
         tensor.dtype(),
         DType::F32,
-        "selfsup conv2d: flex kernel takes f32 tensors, got {:?}",
+        "selfsup {op}: the flex kernel takes f32 tensors, got {:?}",
         tensor.dtype()
     );
-    let tensor = if tensor.layout().contiguous_offsets().is_some() {
+    if tensor.layout().contiguous_offsets().is_some() {
         tensor
     } else {
         tensor.to_contiguous()
-    };
-    let shape = tensor.layout().shape();
-    let dims = [shape[0], shape[1], shape[2], shape[3]];
-    (tensor, dims)
+    }
+}
+
+fn dims4(tensor: &FlexTensor) -> [usize; 4] {
+    let s = tensor.layout().shape();
+    [s[0], s[1], s[2], s[3]]
 }
 
 fn values(tensor: &FlexTensor) -> &[f32] {
@@ -33,7 +35,7 @@ fn values(tensor: &FlexTensor) -> &[f32] {
         .expect("a contiguous f32 flex tensor")
 }
 
-fn tensor(values: Vec<f32>, shape: [usize; 4]) -> FlexTensor {
+fn tensor(values: Vec<f32>, shape: impl Into<Shape>) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))
 }
 
@@ -46,9 +48,11 @@ impl Conv2dKernels for Flex {
         options: &ConvOptions<2>,
         needs: Needs,
     ) -> (FlexTensor, Option<Self::Saved>) {
-        let (x, x_shape) = contiguous(x);
-        let (weight, w_shape) = contiguous(weight);
-        let geometry = Geometry::new(x_shape, w_shape, options);
+        let (x, weight) = (
+            contiguous_f32(x, "conv2d"),
+            contiguous_f32(weight, "conv2d"),
+        );
+        let geometry = Geometry::new(dims4(&x), dims4(&weight), options);
         let y = im2col::forward(&geometry, values(&x), values(&weight));
         let saved = (needs != Needs::NONE).then_some((x, weight));
         (tensor(y, geometry.output_shape()), saved)
@@ -60,15 +64,8 @@ impl Conv2dKernels for Flex {
         options: &ConvOptions<2>,
         needs: Needs,
     ) -> (Option<FlexTensor>, Option<FlexTensor>) {
-        let (grad, _) = contiguous(grad);
-        let x_shape = {
-            let s = x.layout().shape();
-            [s[0], s[1], s[2], s[3]]
-        };
-        let w_shape = {
-            let s = weight.layout().shape();
-            [s[0], s[1], s[2], s[3]]
-        };
+        let grad = contiguous_f32(grad, "conv2d");
+        let (x_shape, w_shape) = (dims4(&x), dims4(&weight));
         let geometry = Geometry::new(x_shape, w_shape, options);
         let (dx, dw) = im2col::backward(
             &geometry,
@@ -88,35 +85,11 @@ impl Conv2dKernels for Flex {
 /// `[n, c, s]` of a batch-norm input.
 fn bn_layout(x: &FlexTensor) -> batch_norm::Layout {
     let shape = x.layout().shape();
-    let dims: Vec<usize> = (0..shape.num_dims()).map(|i| shape[i]).collect();
     batch_norm::Layout {
-        n: dims[0],
-        c: dims[1],
-        s: dims[2..].iter().product(),
+        n: shape[0],
+        c: shape[1],
+        s: (2..shape.num_dims()).map(|i| shape[i]).product(),
     }
-}
-
-fn contiguous_any(tensor: FlexTensor) -> FlexTensor {
-    assert_eq!(
-        tensor.dtype(),
-        DType::F32,
-        "selfsup batch_norm: flex kernel takes f32 tensors, got {:?}",
-        tensor.dtype()
-    );
-    if tensor.layout().contiguous_offsets().is_some() {
-        tensor
-    } else {
-        tensor.to_contiguous()
-    }
-}
-
-fn shaped(values: Vec<f32>, like: &FlexTensor) -> FlexTensor {
-    FlexTensor::from_data(TensorData::new(values, like.layout().shape().clone()))
-}
-
-fn vector(values: Vec<f32>) -> FlexTensor {
-    let n = values.len();
-    FlexTensor::from_data(TensorData::new(values, [n]))
 }
 
 impl BatchNormKernels for Flex {
@@ -130,11 +103,7 @@ impl BatchNormKernels for Flex {
         epsilon: f64,
         track: bool,
     ) -> (FlexTensor, FlexTensor, FlexTensor, Option<Self::Saved>) {
-        let (x, gamma, beta) = (
-            contiguous_any(x),
-            contiguous_any(gamma),
-            contiguous_any(beta),
-        );
+        let [x, gamma, beta] = [x, gamma, beta].map(|t| contiguous_f32(t, "batch_norm"));
         let (y, mean, variance) = batch_norm::forward(
             bn_layout(&x),
             values(&x),
@@ -142,8 +111,9 @@ impl BatchNormKernels for Flex {
             values(&beta),
             epsilon,
         );
-        let y = shaped(y, &x);
-        let (mean, variance) = (vector(mean), vector(variance));
+        let y = tensor(y, x.layout().shape().clone());
+        let c = mean.len();
+        let (mean, variance) = (tensor(mean, [c]), tensor(variance, [c]));
         let saved = track.then(|| (x, gamma, mean.clone(), variance.clone(), epsilon));
         (y, mean, variance, saved)
     }
@@ -152,7 +122,7 @@ impl BatchNormKernels for Flex {
         (x, gamma, mean, variance, epsilon): Self::Saved,
         grad: FlexTensor,
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
-        let grad = contiguous_any(grad);
+        let grad = contiguous_f32(grad, "batch_norm");
         let (dx, dgamma, dbeta) = batch_norm::backward(
             bn_layout(&x),
             values(&x),
@@ -162,6 +132,11 @@ impl BatchNormKernels for Flex {
             epsilon,
             values(&grad),
         );
-        (shaped(dx, &x), vector(dgamma), vector(dbeta))
+        let c = dgamma.len();
+        (
+            tensor(dx, x.layout().shape().clone()),
+            tensor(dgamma, [c]),
+            tensor(dbeta, [c]),
+        )
     }
 }

@@ -9,6 +9,7 @@
 //!                                         (0 in the padding)
 //! forward          y_n[C_out, P] = W[C_out, K] · cols_n
 //! input gradient   dx_n          = col2im(Wᵀ[K, C_out] · G_n[C_out, P])
+//!                  (stride 1: dx = G ⋆ Wᵗ, the forward with the flipped, transposed weight)
 //! weight gradient  dW[C_out, K]  = Σ_n G_n · cols_nᵀ
 //! ```
 //!
@@ -424,16 +425,17 @@ pub fn backward(
         None
     };
     let conv_dx = as_conv.map(|(g_t, w_t)| forward(&g_t, grad, &w_t));
-    let input_grad = input_grad && conv_dx.is_none();
+    // The input gradient still to compute per sample, by col2im (or directly for 1×1).
+    let col2im_dx = input_grad && conv_dx.is_none();
     let mut dx = vec![
         0.0f32;
-        if input_grad {
+        if col2im_dx {
             g.batch * g.input_len()
         } else {
             0
         }
     ];
-    let dx_chunks: Vec<Option<&mut [f32]>> = if input_grad {
+    let dx_chunks: Vec<Option<&mut [f32]>> = if col2im_dx {
         dx.chunks_mut(per_chunk * g.input_len()).map(Some).collect()
     } else {
         (0..chunks).map(|_| None).collect()
@@ -492,7 +494,7 @@ pub fn backward(
         }
         sum
     });
-    (conv_dx.or(input_grad.then_some(dx)), dw)
+    (conv_dx.or(col2im_dx.then_some(dx)), dw)
 }
 
 #[cfg(test)]
