@@ -334,3 +334,18 @@ fn batch_norm_with_the_wrong_gamma_panics_naming_both_shapes() {
     let x = leaf([2, 4, 5], 1, &device);
     let _ = selfsup_ops::batch_norm_train(x, leaf([3], 2, &device), leaf([4], 3, &device), 1e-5);
 }
+
+#[test]
+#[should_panic(expected = "conv2d: the bias has shape [3], the weight has 4 output channels")]
+fn a_bias_of_the_wrong_length_panics_naming_both() {
+    let device = device();
+    let x = leaf([1, 2, 5, 5], 1, &device);
+    let weight = leaf([4, 2, 3, 3], 2, &device);
+    let bias = leaf([3], 3, &device);
+    let _ = selfsup_ops::conv2d(
+        x,
+        weight,
+        Some(bias),
+        ConvOptions::new([1, 1], [1, 1], [1, 1], 1),
+    );
+}
