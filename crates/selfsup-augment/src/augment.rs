@@ -43,11 +43,13 @@ pub enum Augmentation {
         /// Probability.
         p: f64,
     },
-    /// Brightness `x + b`, `b ~ U(−brightness, brightness)`, and contrast
-    /// `(x − mean)·c + mean`, `c ~ U(1 − contrast, 1 + contrast)` around the image's mean, then
-    /// clamped to `[0, 1]`.
+    /// torchvision's brightness and contrast jitter: brightness `x·b`,
+    /// `b ~ U(max(0, 1 − brightness), 1 + brightness)` (black stays black), clamped to `[0, 1]`,
+    /// then contrast `(x − m)·c + m`, `c ~ U(max(0, 1 − contrast), 1 + contrast)` around the
+    /// image's mean luma `m` (ITU-R 601 for RGB), clamped to `[0, 1]`. torchvision applies its
+    /// factors in a random order; here brightness always comes first.
     ColorJitter {
-        /// Largest brightness shift.
+        /// Largest relative brightness change.
         brightness: f64,
         /// Largest relative contrast change.
         contrast: f64,
@@ -232,7 +234,7 @@ impl Pipeline {
 
     /// SimCLR's views for small grayscale images (the selfsup Fashion-MNIST recipe): random
     /// resized crop to `side × side` (area 0.3–1, aspect 3/4–4/3), horizontal flip (p = 0.5),
-    /// brightness ±0.4 and contrast ×(0.6–1.4).
+    /// brightness and contrast ×(0.6–1.4).
     pub fn simclr_grayscale(side: usize) -> Self {
         Pipeline::new(crop_flip_jitter(side, [0.3, 1.0], 1.0))
     }
@@ -328,7 +330,7 @@ impl Pipeline {
 }
 
 /// The steps every preset starts with: a resized crop to `side × side` of area `scale`
-/// (aspect 3/4–4/3), a horizontal flip (p = 0.5), then brightness ±0.4 and contrast ×(0.6–1.4)
+/// (aspect 3/4–4/3), a horizontal flip (p = 0.5), then brightness and contrast ×(0.6–1.4)
 /// with probability `jitter`.
 fn crop_flip_jitter(side: usize, scale: [f64; 2], jitter: f64) -> Vec<Augmentation> {
     vec![
@@ -616,6 +618,15 @@ fn per_image(values: Vec<f32>, device: &Device) -> Tensor<4> {
     Tensor::from_data(TensorData::new(values, [n, 1, 1, 1]), device)
 }
 
+/// ITU-R 601 luma of RGB images: `[N, 3, H, W]` → `[N, 1, H, W]`.
+fn luma(x: Tensor<4>) -> Tensor<4> {
+    let weights = Tensor::<4>::from_data(
+        TensorData::new(vec![0.299f32, 0.587, 0.114], [1, 3, 1, 1]),
+        &x.device(),
+    );
+    (x * weights).sum_dim(1)
+}
+
 /// The steps that act on pixel values (everything but the resampling ones).
 fn pointwise(step: &Augmentation, x: Tensor<4>, rng: &mut Rng) -> Tensor<4> {
     let [n, c, h, w] = x.dims();
@@ -626,32 +637,28 @@ fn pointwise(step: &Augmentation, x: Tensor<4>, rng: &mut Rng) -> Tensor<4> {
             contrast,
             p,
         } => {
-            let (mut shift, mut factor) = (Vec::with_capacity(n), Vec::with_capacity(n));
+            let (mut scale, mut factor) = (Vec::with_capacity(n), Vec::with_capacity(n));
             for _ in 0..n {
-                let b = rng.range(-brightness, brightness);
-                let f = rng.range(1.0 - contrast, 1.0 + contrast);
+                let b = rng.range((1.0 - brightness).max(0.0), 1.0 + brightness);
+                let f = rng.range((1.0 - contrast).max(0.0), 1.0 + contrast);
                 let apply = rng.bernoulli(p);
-                shift.push(if apply { b as f32 } else { 0.0 });
+                scale.push(if apply { b as f32 } else { 1.0 });
                 factor.push(if apply { f as f32 } else { 1.0 });
             }
-            let mean = x
-                .clone()
-                .reshape([n, c * h * w])
+            let x = (x * per_image(scale, &device)).clamp(0.0, 1.0);
+            let gray = if c == 3 { luma(x.clone()) } else { x.clone() };
+            let mean = gray
+                .reshape([n as i32, -1])
                 .mean_dim(1)
                 .reshape([n, 1, 1, 1]);
-            ((x - mean.clone()) * per_image(factor, &device) + mean + per_image(shift, &device))
-                .clamp(0.0, 1.0)
+            ((x - mean.clone()) * per_image(factor, &device) + mean).clamp(0.0, 1.0)
         }
         Augmentation::Grayscale { p } => {
             let chosen: Vec<f32> = (0..n).map(|_| rng.bernoulli(p) as u8 as f32).collect();
             if c != 3 {
                 return x;
             }
-            let luma = Tensor::<4>::from_data(
-                TensorData::new(vec![0.299f32, 0.587, 0.114], [1, 3, 1, 1]),
-                &device,
-            );
-            let gray = (x.clone() * luma).sum_dim(1).repeat_dim(1, 3);
+            let gray = luma(x.clone()).repeat_dim(1, 3);
             x.clone() + (gray - x) * per_image(chosen, &device)
         }
         Augmentation::Rotation { degrees, p } => {

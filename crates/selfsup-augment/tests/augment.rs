@@ -380,3 +380,27 @@ fn table_rows_batch_as_one_pixel_high_images_and_take_noise_and_masking() {
         assert_eq!(row.iter().filter(|&&v| v == 0.0).count(), 2);
     }
 }
+
+#[test]
+fn brightness_multiplies_so_black_stays_black() {
+    // torchvision's adjust_brightness: x·b. One image, half black, half grey.
+    let x = images(vec![0.0, 0.0, 0.5, 0.5], [1, 1, 2, 2]);
+    let out = host(run(
+        vec![Augmentation::ColorJitter {
+            brightness: 0.5,
+            contrast: 0.0,
+            p: 1.0,
+        }],
+        x,
+        4,
+    ));
+    assert_eq!(
+        &out[..2],
+        &[0.0, 0.0],
+        "brightness moved black pixels: {out:?}"
+    );
+    let factor = out[2] / 0.5;
+    assert!((0.5..=1.5).contains(&factor), "factor {factor}");
+    assert!((out[3] - out[2]).abs() < 1e-6);
+    assert!((factor - 1.0).abs() > 1e-4, "seed 4 drew no change at all");
+}

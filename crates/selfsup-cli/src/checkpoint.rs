@@ -65,6 +65,10 @@ pub fn save<M: Module>(
         fs::remove_dir_all(&tmp).map_err(|e| io_error(&tmp, e))?;
     }
     fs::create_dir_all(&tmp).map_err(|e| io_error(&tmp, e))?;
+    // A `RunningState` keeps this thread's newest update aside until it is synced, and a
+    // record reads the value without syncing: `valid()` syncs every one (its copy is dropped),
+    // so the checkpoint holds the running statistics the next forward would use.
+    drop(model.valid());
     model
         .clone()
         .save_file(tmp.join(MODEL))

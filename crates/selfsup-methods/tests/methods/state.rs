@@ -5,6 +5,7 @@ use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Tensor, TensorData};
 use selfsup_methods::*;
+use selfsup_nn::Encoder;
 
 #[test]
 fn optimizer_leaves_the_teacher_alone_and_ema_moves_it_exactly() {
@@ -181,4 +182,132 @@ fn byol_save_and_load_keeps_teacher_and_step_count() {
         parameters(&loaded.predictor)
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Every BatchNorm running statistic of `module` (parameters excluded), in visiting order,
+/// with this thread's pending updates applied (`valid()` syncs them; a visit alone does not).
+fn running_statistics<M: Module>(module: &M) -> Vec<Vec<f32>> {
+    let module = module.valid();
+    struct Collect {
+        path: Vec<String>,
+        found: Vec<Vec<f32>>,
+    }
+    impl burn::module::ModuleVisitor for Collect {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.path.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<D>>) {
+            if self.path.last().is_some_and(|n| n.starts_with("running_")) {
+                let data = p.val().into_data().convert::<f32>();
+                self.found.push(data.try_to_vec::<f32>().unwrap());
+            }
+        }
+    }
+    let mut c = Collect {
+        path: Vec::new(),
+        found: Vec::new(),
+    };
+    module.visit(&mut c);
+    assert!(!c.found.is_empty(), "the module has no running statistics");
+    c.found
+}
+
+#[test]
+fn a_teacher_owns_its_running_statistics() {
+    let device = device();
+    let method = Byol::new(encoder(&device), 32, 16, 0.9, 10, &device);
+    let views = batch(2, &device).views;
+    let student_start = running_statistics(&method.projector);
+    let teacher_start = running_statistics(&method.target_projector);
+    assert_eq!(student_start, teacher_start, "a teacher starts as a copy");
+
+    // A train-mode forward of the student moves its statistics only...
+    method
+        .projector
+        .forward(method.encoder.encode(views[0].clone()));
+    let student_moved = running_statistics(&method.projector);
+    assert_ne!(
+        student_moved, student_start,
+        "the student's forward moved nothing"
+    );
+    assert_eq!(
+        running_statistics(&method.target_projector),
+        teacher_start,
+        "the student's forward moved the teacher's running statistics"
+    );
+    // ... and the teacher's forward moves the teacher's only.
+    method
+        .target_projector
+        .forward(method.target_encoder.encode(views[1].clone()));
+    let teacher_moved = running_statistics(&method.target_projector);
+    assert_ne!(
+        teacher_moved, teacher_start,
+        "the teacher's forward moved nothing"
+    );
+    assert_eq!(
+        running_statistics(&method.projector),
+        student_moved,
+        "the teacher's forward moved the student's running statistics"
+    );
+
+    // The momentum update moves parameters, not buffers.
+    let updated = method.after_optimizer_step();
+    assert_eq!(running_statistics(&updated.target_projector), teacher_moved);
+    assert_eq!(running_statistics(&updated.projector), student_moved);
+}
+
+#[test]
+fn saving_and_loading_keeps_teacher_and_student_statistics_apart() {
+    let device = device();
+    let fixed = batch(2, &device);
+    let (trained, _, _) = train(
+        Byol::new(encoder(&device), 32, 16, 0.9, 10, &device),
+        &fixed,
+        3,
+        1e-2,
+    );
+    let (student, teacher) = (
+        running_statistics(&trained.projector),
+        running_statistics(&trained.target_projector),
+    );
+    assert_ne!(
+        student, teacher,
+        "three steps left both with the same statistics"
+    );
+    let dir = std::env::temp_dir().join(format!("selfsup-byol-bn-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("byol.bpk");
+    trained.save_file(&path).unwrap();
+    let loaded = Byol::new(encoder(&device), 32, 16, 0.9, 10, &device).load_file(&path);
+    assert_eq!(running_statistics(&loaded.projector), student);
+    assert_eq!(running_statistics(&loaded.target_projector), teacher);
+    // Still apart after loading: a student forward leaves the loaded teacher alone.
+    loaded
+        .projector
+        .forward(loaded.encoder.encode(fixed.views[0].clone()));
+    assert_eq!(running_statistics(&loaded.target_projector), teacher);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_teacher_of_a_plain_device_module_stays_off_autodiff() {
+    let device = selfsup_backend::test_device();
+    let head = selfsup_nn::ProjectionHeadConfig::byol(8, 16, 4).init(&device);
+    let teacher = teacher_of(&head);
+    let input = Tensor::<2>::ones([4, 8], &device);
+    assert_eq!(
+        head.forward(input.clone()).into_data(),
+        teacher.forward(input).into_data()
+    );
+}
+
+#[test]
+#[should_panic(expected = "ema_update: the teacher shares all")]
+fn ema_update_refuses_a_plain_clone() {
+    let device = device();
+    let head = selfsup_nn::ProjectionHeadConfig::byol(8, 16, 4).init(&device);
+    ema_update(head.clone(), &head, 0.9);
 }
