@@ -4,22 +4,64 @@
 
 use std::path::Path;
 
-use selfsup_augment::Pipeline;
+use selfsup_augment::{Augmentation, Pipeline};
 use serde::{Deserialize, Serialize};
 
 use crate::UserError;
 use crate::samples::Samples;
 
-/// Methods `pretrain --method` accepts.
-pub const METHODS: [&str; 7] = [
+/// Methods `pretrain --method` accepts, each with its recipe (`recipes/<method>.toml`).
+pub const METHODS: [&str; 13] = [
     "simclr",
     "moco",
+    "moco-v3",
     "byol",
     "simsiam",
     "barlow-twins",
     "vicreg",
     "dino",
+    "supcon",
+    "triplet",
+    "autoencoder",
+    "denoising-autoencoder",
+    "masked-autoencoder",
 ];
+
+/// The recipe of a method: the repository's `recipes/<method>.toml`, compiled in.
+pub fn recipe(method: &str) -> Option<&'static str> {
+    macro_rules! recipes {
+        ($($name:literal),*) => {
+            match method {
+                $($name => Some(include_str!(concat!("../../../recipes/", $name, ".toml"))),)*
+                _ => None,
+            }
+        };
+    }
+    recipes!(
+        "simclr",
+        "moco",
+        "moco-v3",
+        "byol",
+        "simsiam",
+        "barlow-twins",
+        "vicreg",
+        "dino",
+        "supcon",
+        "triplet",
+        "autoencoder",
+        "denoising-autoencoder",
+        "masked-autoencoder"
+    )
+}
+
+/// Optimizers `optimizer` accepts.
+pub const OPTIMIZERS: [&str; 2] = ["adam", "adamw"];
+
+/// Learning-rate schedules `lr_schedule` accepts.
+pub const LR_SCHEDULES: [&str; 2] = ["constant", "cosine"];
+
+/// Triplet mining modes `mining` accepts.
+pub const MININGS: [&str; 4] = ["all", "hard", "semi-hard", "batch-hard"];
 
 /// Encoders `pretrain --encoder` accepts.
 pub const ENCODERS: [&str; 3] = ["convnet-s", "resnet18", "mlp"];
@@ -42,16 +84,51 @@ pub struct RunConfig {
     pub epochs: usize,
     /// Images per step (the last partial batch of an epoch is dropped).
     pub batch: usize,
-    /// Adam learning rate.
+    /// Optimizer: `adam` (L2 weight decay added to the gradient) or `adamw` (decoupled).
+    pub optimizer: String,
+    /// Peak learning rate.
     pub lr: f64,
-    /// Adam L2 weight decay.
+    /// Learning rate over the run: `constant`, or `cosine` (to `min_lr` at the last step).
+    pub lr_schedule: String,
+    /// Epochs of linear warm-up from `lr / warm-up steps` to `lr` (fractions allowed).
+    pub warmup_epochs: f64,
+    /// Learning rate at the end of a cosine schedule.
+    pub min_lr: f64,
+    /// Weight decay (L2 for `adam`, decoupled for `adamw`).
     pub weight_decay: f64,
-    /// Temperature of the contrastive losses (SimCLR, MoCo).
+    /// Clip each parameter's gradient to this norm (0: no clipping; DINO uses 3).
+    pub clip_grad: f64,
+    /// Temperature of the contrastive losses (SimCLR, MoCo, SupCon).
     pub temperature: f64,
     /// Width of the projector's hidden layer.
     pub hidden_dim: usize,
     /// Width of the projection the loss sees.
     pub projection_dim: usize,
+    /// Width of the predictor's hidden layer (BYOL, SimSiam, MoCo v3).
+    pub predictor_hidden_dim: usize,
+    /// Teacher momentum at step 0 (MoCo, MoCo v3, BYOL, DINO); BYOL, MoCo v3 and DINO raise
+    /// it to 1 along a cosine over the run.
+    pub momentum: f64,
+    /// Keys in MoCo's queue.
+    pub queue_size: usize,
+    /// Barlow Twins' weight of the off-diagonal terms.
+    pub barlow_lambda: f64,
+    /// DINO's prototypes (output width of its head).
+    pub dino_output_dim: usize,
+    /// DINO's local crops per image (besides the two global ones).
+    pub local_crops: usize,
+    /// Triplet margin.
+    pub margin: f64,
+    /// Triplet mining: all, hard, semi-hard or batch-hard.
+    pub mining: String,
+    /// Triplet with class labels as positives (otherwise each image's views are).
+    pub use_labels: bool,
+    /// Denoising autoencoder: standard deviation of the input noise.
+    pub noise_std: f64,
+    /// Masked autoencoder: fraction of patches hidden.
+    pub mask_ratio: f64,
+    /// Masked autoencoder: side of a square patch, in pixels.
+    pub mask_patch: usize,
     /// Seed of initialisation, shuffling and augmentations.
     pub seed: u64,
     /// Also checkpoint every this many steps (0: only at the end of each epoch).
@@ -72,16 +149,33 @@ impl Default for RunConfig {
             dataset: "fashion-mnist-10k".into(),
             limit: None,
             backend: "flex".into(),
-            // The main job's defaults, tuned for the embedded 10k subset within 5 minutes on 2
-            // cores: more, smaller steps, a higher learning rate and a sharper temperature than
-            // the reference recipe (batch 256, lr 1e-3, τ 0.5), which learns more slowly.
+            // The main job's length: the embedded 10k subset within 5 minutes on 2 cores.
             epochs: 4,
             batch: 128,
+            // These defaults are what a run directory written before the recipes existed
+            // trained with; each recipe sets the ones its method uses.
+            optimizer: "adam".into(),
             lr: 2e-3,
+            lr_schedule: "constant".into(),
+            warmup_epochs: 0.0,
+            min_lr: 0.0,
             weight_decay: 1e-6,
+            clip_grad: 0.0,
             temperature: 0.2,
             hidden_dim: 128,
             projection_dim: 64,
+            predictor_hidden_dim: 128,
+            momentum: 0.99,
+            queue_size: 4096,
+            barlow_lambda: 5e-3,
+            dino_output_dim: 1024,
+            local_crops: 4,
+            margin: 0.2,
+            mining: "semi-hard".into(),
+            use_labels: false,
+            noise_std: 0.3,
+            mask_ratio: 0.5,
+            mask_patch: 4,
             seed: 0,
             checkpoint_every: 0,
             probe_epochs: 30,
@@ -100,13 +194,55 @@ impl RunConfig {
     pub fn load(path: &Path) -> Result<RunConfig, UserError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| UserError(format!("cannot read config {}: {e}", path.display())))?;
-        toml::from_str(&text).map_err(|e| {
+        toml::from_str(&text)
+            .map_err(|e| UserError(format!("config {}: {}", path.display(), one_line(&e))))
+    }
+
+    /// The settings of a new run: the defaults, then the recipe of the method (`method`
+    /// when given, else the one the file names, else SimCLR), then the `--config` file.
+    /// Flags are applied on top by the caller.
+    ///
+    /// # Errors
+    ///
+    /// An unknown method, or an unreadable or bad file (named).
+    pub fn for_new_run(method: Option<&str>, file: Option<&Path>) -> Result<RunConfig, UserError> {
+        let user = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    UserError(format!("cannot read config {}: {e}", path.display()))
+                })?;
+                let table: toml::Table = toml::from_str(&text).map_err(|e| {
+                    UserError(format!("config {}: {}", path.display(), one_line(&e)))
+                })?;
+                Some((path, table))
+            }
+            None => None,
+        };
+        let from_file = user
+            .as_ref()
+            .and_then(|(_, t)| t.get("method"))
+            .and_then(|m| m.as_str());
+        let method = method.or(from_file).unwrap_or("simclr");
+        let recipe = recipe(method).ok_or_else(|| {
             UserError(format!(
-                "config {}: {}",
-                path.display(),
-                e.to_string().replace('\n', " ").trim()
+                "unknown method '{method}'; choose one of {}",
+                METHODS.join(", ")
             ))
-        })
+        })?;
+        let mut table: toml::Table =
+            toml::from_str(recipe).expect("every recipe in recipes/ is valid TOML");
+        let named = |what: &str| match &user {
+            Some((path, _)) => format!("config {}", path.display()),
+            None => what.to_string(),
+        };
+        if let Some((_, user)) = &user {
+            table.extend(user.clone());
+        }
+        table.insert("method".into(), method.into());
+        let config: RunConfig = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e| UserError(format!("{}: {}", named("recipe"), one_line(&e))))?;
+        Ok(config)
     }
 
     /// Checks every value, so that a run fails before it starts.
@@ -162,6 +298,81 @@ impl RunConfig {
                 self.weight_decay
             ));
         }
+        let choice = |name: &str, value: &str, allowed: &[&str]| {
+            if allowed.contains(&value) {
+                Ok(())
+            } else {
+                bad(format!(
+                    "unknown {name} '{value}'; choose one of {}",
+                    allowed.join(", ")
+                ))
+            }
+        };
+        choice("optimizer", &self.optimizer, &OPTIMIZERS)?;
+        choice("lr_schedule", &self.lr_schedule, &LR_SCHEDULES)?;
+        choice("mining", &self.mining, &MININGS)?;
+        if self.lr > 1.0 {
+            return bad(format!(
+                "--lr must be at most 1 (Adam and AdamW), got {}",
+                self.lr
+            ));
+        }
+        if !(self.min_lr.is_finite() && (0.0..=self.lr).contains(&self.min_lr)) {
+            return bad(format!(
+                "min_lr must be in [0, lr = {}], got {}",
+                self.lr, self.min_lr
+            ));
+        }
+        if !(self.warmup_epochs.is_finite() && self.warmup_epochs >= 0.0) {
+            return bad(format!(
+                "warmup_epochs must be >= 0, got {}",
+                self.warmup_epochs
+            ));
+        }
+        if self.warmup_epochs >= self.epochs as f64 && self.warmup_epochs > 0.0 {
+            return bad(format!(
+                "warmup_epochs ({}) must be shorter than the run (--epochs {})",
+                self.warmup_epochs, self.epochs
+            ));
+        }
+        for (name, value) in [("clip_grad", self.clip_grad), ("noise_std", self.noise_std)] {
+            if !(value.is_finite() && value >= 0.0) {
+                return bad(format!("{name} must be >= 0, got {value}"));
+            }
+        }
+        if !(self.momentum.is_finite() && (0.0..=1.0).contains(&self.momentum)) {
+            return bad(format!("momentum must be in [0, 1], got {}", self.momentum));
+        }
+        for (name, value) in [
+            ("margin", self.margin),
+            ("barlow_lambda", self.barlow_lambda),
+        ] {
+            if !(value.is_finite() && value > 0.0) {
+                return bad(format!("{name} must be a positive number, got {value}"));
+            }
+        }
+        if !(self.mask_ratio > 0.0 && self.mask_ratio < 1.0) {
+            return bad(format!(
+                "mask_ratio must be in (0, 1), got {}",
+                self.mask_ratio
+            ));
+        }
+        for (name, value) in [
+            ("predictor_hidden_dim", self.predictor_hidden_dim),
+            ("queue_size", self.queue_size),
+            ("dino_output_dim", self.dino_output_dim),
+            ("mask_patch", self.mask_patch),
+        ] {
+            if value == 0 {
+                return bad(format!("{name} must be at least 1, got 0"));
+            }
+        }
+        if self.method == "moco" && self.queue_size < self.batch {
+            return bad(format!(
+                "queue_size ({}) must hold at least one batch (--batch {}) of MoCo's keys",
+                self.queue_size, self.batch
+            ));
+        }
         for (i, view) in self.views.iter().enumerate() {
             view.validate()
                 .map_err(|e| UserError(format!("views[{i}]: {e}")))?;
@@ -175,20 +386,45 @@ impl RunConfig {
         if !self.views.is_empty() {
             return self.views.clone();
         }
-        let [channels, side, _] = samples.shape();
-        if samples.is_table() {
-            return vec![Pipeline::tabular(); 2];
-        }
+        let side = samples.shape()[1];
         match self.method.as_str() {
-            "byol" => Pipeline::byol_pair(side).to_vec(),
-            "dino" => Pipeline::dino_multi_crop(side, (side * 3 / 7).max(4), 4),
-            _ if channels == 3 => vec![Pipeline::simclr_rgb(side); 2],
-            _ => vec![Pipeline::simclr_grayscale(side); 2],
+            // Autoencoders reconstruct the image itself (a mirror image half of the time).
+            m if m.ends_with("autoencoder") => {
+                vec![Pipeline::new(vec![Augmentation::HorizontalFlip {
+                    p: if samples.is_table() { 0.0 } else { 0.5 },
+                }])]
+            }
+            _ if samples.is_table() => vec![Pipeline::tabular(); 2],
+            "byol" | "moco-v3" => Pipeline::byol_pair(side).to_vec(),
+            "dino" => Pipeline::dino_multi_crop(side, (side * 3 / 7).max(4), self.local_crops),
+            _ => preset_pair(samples),
         }
+    }
+
+    /// Whether the method trains on class labels (SupCon; triplet with `use_labels`).
+    pub fn needs_labels(&self) -> bool {
+        self.method == "supcon" || (self.method == "triplet" && self.use_labels)
     }
 
     /// The TOML saved in a run directory.
     pub fn to_toml(&self) -> String {
         toml::to_string(self).expect("a RunConfig serialises to TOML")
     }
+}
+
+/// SimCLR's two views for these samples (feature noise and masking for table rows).
+pub fn preset_pair(samples: &Samples) -> Vec<Pipeline> {
+    let [channels, side, _] = samples.shape();
+    if samples.is_table() {
+        vec![Pipeline::tabular(); 2]
+    } else if channels == 3 {
+        vec![Pipeline::simclr_rgb(side); 2]
+    } else {
+        vec![Pipeline::simclr_grayscale(side); 2]
+    }
+}
+
+/// A TOML error on one line.
+fn one_line(e: &impl std::fmt::Display) -> String {
+    e.to_string().replace('\n', " ").trim().to_string()
 }

@@ -10,6 +10,7 @@ mod pretrain;
 mod report;
 mod run;
 mod samples;
+mod schedule;
 
 use clap::{Parser, Subcommand};
 use selfsup_backend::Backend;

@@ -20,7 +20,10 @@ use crate::run::{self, Data, Job, PretrainJob, Pretraining};
 /// Flags of `selfsup pretrain`; each overrides the `--config` file, which overrides the defaults.
 #[derive(Args, Debug, Default)]
 pub struct PretrainArgs {
-    /// simclr, moco, byol, simsiam, barlow-twins, vicreg or dino [default: simclr]
+    /// simclr, moco, moco-v3, byol, simsiam, barlow-twins, vicreg, dino, supcon (needs
+    /// labels), triplet, autoencoder, denoising-autoencoder or masked-autoencoder; each trains
+    /// with its recipe (recipes/<method>.toml), which --config and flags override
+    /// [default: simclr]
     #[arg(long)]
     method: Option<String>,
     /// convnet-s, resnet18 or mlp [default: convnet-s; mlp for a CSV table]
@@ -43,13 +46,13 @@ pub struct PretrainArgs {
     /// Images per step [default: 128]
     #[arg(long)]
     batch: Option<usize>,
-    /// Adam learning rate [default: 0.002]
+    /// Peak learning rate [default: the recipe's]
     #[arg(long)]
     lr: Option<f64>,
-    /// Adam weight decay [default: 1e-6]
+    /// Weight decay [default: the recipe's]
     #[arg(long)]
     weight_decay: Option<f64>,
-    /// Contrastive temperature [default: 0.2]
+    /// Contrastive temperature [default: the recipe's]
     #[arg(long)]
     temperature: Option<f64>,
     /// Seed of initialisation, shuffling and augmentations [default: 0]
@@ -61,7 +64,8 @@ pub struct PretrainArgs {
     /// Epochs of the final linear probe [default: 30]
     #[arg(long)]
     probe_epochs: Option<usize>,
-    /// TOML file with any of the settings above (snake_case keys) and `views`
+    /// TOML file with any of the settings above (snake_case keys), `views` and the recipe's
+    /// other keys (optimizer, lr_schedule, warmup_epochs, hidden_dim, momentum, …)
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Run directory [default: runs/<method>-<dataset>, numbered if taken]
@@ -153,10 +157,7 @@ pub fn pretrain(args: PretrainArgs) -> Result<ExitCode, UserError> {
         }
         (config, dir)
     } else {
-        let mut config = match &args.config {
-            Some(path) => RunConfig::load(path)?,
-            None => RunConfig::default(),
-        };
+        let mut config = RunConfig::for_new_run(args.method.as_deref(), args.config.as_deref())?;
         if args.backend.is_none() && args.config.is_none() {
             config.backend = Backend::from_env()
                 .map_err(|e| UserError(e.to_string()))?
@@ -182,6 +183,19 @@ pub fn pretrain(args: PretrainArgs) -> Result<ExitCode, UserError> {
     config.validate()?;
     let (backend, device) = backend_device(&config.backend)?;
     let data = Data::load(&config)?;
+    if config.needs_labels() && !data.labelled() {
+        return Err(UserError(format!(
+            "--method {} trains on class labels, and '{}' has none (put the images in one \
+             sub-folder per class){}",
+            config.method,
+            config.dataset,
+            if config.method == "triplet" {
+                ", or set use_labels = false for views as positives"
+            } else {
+                ""
+            }
+        )));
+    }
     std::fs::create_dir_all(&dir)
         .map_err(|e| UserError(format!("cannot create {}: {e}", dir.display())))?;
     checkpoint::write_atomic(&dir.join("config.toml"), config.to_toml().as_bytes())?;

@@ -6,23 +6,27 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::optim::decay::WeightDecayConfig;
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor};
 use selfsup_augment::{Pipeline, Rng, views};
 use selfsup_eval::{
     KnnConfig, OnlineProbe, alignment, collapse, knn_accuracy, rank_me, uniformity,
 };
-use selfsup_losses::DinoLossConfig;
+use selfsup_losses::{DinoLossConfig, ReconstructionKind, TripletMarginLossConfig, TripletMining};
 use selfsup_methods::{
-    BarlowTwins, Byol, Dino, Method, MocoV2, MultiViewBatch, SimClr, SimSiam, VicReg,
+    Autoencoder, BarlowTwins, Byol, Corruption, Dino, Method, MocoV2, MocoV3, MultiViewBatch,
+    SimClr, SimSiam, SupCon, Triplet, VicReg,
 };
-use selfsup_nn::{ConvNetSConfig, DinoHeadConfig, Encoder, MlpEncoderConfig, ResNet18Config};
+use selfsup_nn::{
+    ConvNetSConfig, ConvNetSDecoderConfig, DinoHeadConfig, Encoder, MlpDecoderConfig,
+    MlpEncoderConfig, ResNet18Config,
+};
 
 use crate::UserError;
 use crate::checkpoint::{self, Progress};
 use crate::config::RunConfig;
 use crate::samples::{self, Samples, Split};
+use crate::schedule;
 
 /// The dataset of a run, with the training part limited as asked.
 pub struct Data {
@@ -161,6 +165,7 @@ fn with_method<E: Encoder, J: Job>(
     let (hidden, projection) = (config.hidden_dim, config.projection_dim);
     let pipelines = config.pipelines(&data.split.train);
     let method = config.method.as_str();
+    let train = &data.split.train;
     macro_rules! go {
         ($method:expr) => {
             job.run(
@@ -172,6 +177,7 @@ fn with_method<E: Encoder, J: Job>(
             )
         };
     }
+    let momentum = config.momentum;
     match method {
         "simclr" => go!(SimClr::simclr(
             encoder,
@@ -184,26 +190,46 @@ fn with_method<E: Encoder, J: Job>(
             encoder,
             hidden,
             projection,
-            4096,
+            config.queue_size,
             config.temperature,
-            0.99,
+            momentum,
             device
         )),
-        "byol" => go!(Byol::new(
+        "moco-v3" => go!(MocoV3::new(
             encoder,
             hidden,
             projection,
-            0.99,
+            config.predictor_hidden_dim,
+            config.temperature,
+            momentum,
             total_steps,
             device
         )),
-        "simsiam" => go!(SimSiam::new(encoder, projection, hidden, device)),
+        "byol" => go!(Byol::with_predictor(
+            encoder,
+            hidden,
+            projection,
+            config.predictor_hidden_dim,
+            momentum,
+            total_steps,
+            device
+        )),
+        "simsiam" => go!(SimSiam::new(
+            encoder,
+            projection,
+            config.predictor_hidden_dim,
+            device
+        )),
         "barlow-twins" => go!(BarlowTwins::barlow_twins(
-            encoder, hidden, projection, 5e-3, device
+            encoder,
+            hidden,
+            projection,
+            config.barlow_lambda,
+            device
         )),
         "vicreg" => go!(VicReg::vicreg(encoder, hidden, projection, device)),
         "dino" => {
-            let output_dim = 1024;
+            let output_dim = config.dino_output_dim;
             let head = DinoHeadConfig::new(encoder.output_dim())
                 .with_hidden_dim(hidden)
                 .with_bottleneck_dim(projection)
@@ -214,11 +240,64 @@ fn with_method<E: Encoder, J: Job>(
                 encoder,
                 head,
                 loss,
-                0.996,
+                momentum,
                 total_steps,
                 steps_per_epoch,
                 device
             ))
+        }
+        "supcon" => go!(SupCon::new(
+            encoder,
+            hidden,
+            projection,
+            config.temperature,
+            device
+        )),
+        "triplet" => {
+            let mining = match config.mining.as_str() {
+                "all" => TripletMining::All,
+                "hard" => TripletMining::Hard,
+                "batch-hard" => TripletMining::BatchHard,
+                _ => TripletMining::SemiHard,
+            };
+            let loss = TripletMarginLossConfig::new()
+                .with_margin(config.margin)
+                .with_mining(mining);
+            go!(Triplet::new(encoder, hidden, projection, loss, device))
+        }
+        "autoencoder" | "denoising-autoencoder" | "masked-autoencoder" => {
+            let corruption = match method {
+                "denoising-autoencoder" => Corruption::GaussianNoise(config.noise_std),
+                "masked-autoencoder" => {
+                    let [_, h, w] = train.shape();
+                    let patch = config.mask_patch;
+                    if h % patch != 0 || w % patch != 0 {
+                        return Err(UserError(format!(
+                            "mask_patch {patch} must divide the {h}×{w} samples; choose a \
+                             divisor of both (1 always works)"
+                        )));
+                    }
+                    Corruption::Mask {
+                        ratio: config.mask_ratio,
+                        patch,
+                    }
+                }
+                _ => Corruption::None,
+            };
+            let [c, h, w] = train.shape();
+            let kind = ReconstructionKind::BceWithLogits;
+            if config.encoder == "convnet-s" && [h, w] == [28, 28] {
+                let decoder = ConvNetSDecoderConfig::new()
+                    .with_output_channels(c)
+                    .with_input_dim(encoder.output_dim())
+                    .init(device);
+                go!(Autoencoder::new(encoder, decoder, kind, corruption))
+            } else {
+                let decoder = MlpDecoderConfig::new([c, h, w])
+                    .with_input_dim(encoder.output_dim())
+                    .init(device);
+                go!(Autoencoder::new(encoder, decoder, kind, corruption))
+            }
         }
         other => Err(UserError(format!("unknown method '{other}'"))),
     }
@@ -285,7 +364,16 @@ pub fn measure<E: Encoder>(
     let sample: Vec<usize> = (0..test.len().min(1024)).collect();
     let images = test.batch(&sample, device).0;
     let mut rng = Rng::stream(seed, u64::MAX);
-    let pair = views(&pipelines[..2.min(pipelines.len())], images, &mut rng);
+    // Alignment needs two views: a one-view method (the autoencoders) is measured on the
+    // preset pair.
+    let preset;
+    let pipelines = if pipelines.len() >= 2 {
+        &pipelines[..2]
+    } else {
+        preset = crate::config::preset_pair(test);
+        &preset[..]
+    };
+    let pair = views(pipelines, images, &mut rng);
     let encoder = encoder.valid();
     let z_a = encoder.encode(pair[0].clone());
     let z_b = encoder.encode(pair[pair.len() - 1].clone());
@@ -412,10 +500,12 @@ impl Job for PretrainJob<'_> {
         } = self;
         let autodiff = device.clone().autodiff();
         let mut model = model;
-        let mut optimizer: ModuleOptimizer = AdamConfig::new()
-            .with_epsilon(1e-8)
-            .with_weight_decay(Some(WeightDecayConfig::new(config.weight_decay as f32)))
-            .init();
+        let mut optimizer: ModuleOptimizer = schedule::optimizer(config);
+        let mut lr_scheduler = schedule::lr_scheduler(
+            config,
+            data.steps_per_epoch(config),
+            data.steps_per_epoch(config) * config.epochs,
+        )?;
         let steps_path = dir.join("steps.csv");
         let metrics_path = dir.join("metrics.csv");
         let mut progress = Progress {
@@ -439,6 +529,9 @@ impl Job for PretrainJob<'_> {
                     })
                     .collect();
                 truncate_csv(&metrics_path, METRICS_HEADER, progress.epoch)?;
+                for _ in 0..progress.step {
+                    lr_scheduler.step();
+                }
                 eprintln!(
                     "resuming {} from step {} (epoch {} of {})",
                     dir.display(),
@@ -482,8 +575,10 @@ impl Job for PretrainJob<'_> {
                 let indices = &order[step_in_epoch * config.batch..][..config.batch];
                 let (images, labels) = train.batch(indices, &autodiff);
                 let mut rng = Rng::stream(config.seed ^ 0xA5A5_5A5A, progress.step as u64);
-                let batch = MultiViewBatch::new(views(&pipelines, images, &mut rng))
-                    .with_labels(labels.clone());
+                let mut batch = MultiViewBatch::new(views(&pipelines, images, &mut rng));
+                if config.needs_labels() {
+                    batch = batch.with_labels(labels.clone());
+                }
                 let output = model.method.train_forward(batch);
                 let probe = model.probe.forward(output.embeddings, labels);
                 let loss = output.loss.clone().into_scalar::<f64>();
@@ -498,7 +593,7 @@ impl Job for PretrainJob<'_> {
                 seen += config.batch;
                 let grads = (output.loss + probe.loss).backward();
                 let grads = GradientsParams::from_grads(grads, &model);
-                model = optimizer.step(config.lr, model, grads);
+                model = optimizer.step(lr_scheduler.step(), model, grads);
                 model = Pretraining {
                     method: model.method.after_optimizer_step(),
                     probe: model.probe,

@@ -7,8 +7,9 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use crate::format::Case;
 use selfsup_losses::{
     BarlowTwinsLossConfig, ContrastiveLossConfig, DinoLossConfig, Distance, InfoNceLossConfig,
-    NegativeCosineSimilarity, NtXentLossConfig, ReconstructionKind, ReconstructionLossConfig,
-    SupConLossConfig, TripletMarginLossConfig, TripletMining, TripletReduction, VicRegLossConfig,
+    MocoV3LossConfig, NegativeCosineSimilarity, NtXentLossConfig, ReconstructionKind,
+    ReconstructionLossConfig, SupConLossConfig, TripletMarginLossConfig, TripletMining,
+    TripletReduction, VicRegLossConfig,
 };
 
 /// One quantity computed by selfsup next to the reference's value.
@@ -35,6 +36,7 @@ pub enum CaseError {
 pub const IMPLEMENTED: &[&str] = &[
     "nt_xent",
     "info_nce",
+    "moco_v3",
     "negative_cosine",
     "barlow_twins",
     "vicreg",
@@ -135,6 +137,15 @@ fn compute(case: &Case, device: &Device) -> Result<Vec<Check>, String> {
                 x.matrix("query")?,
                 x.matrix("positive_key")?,
                 x.matrix("negatives")?,
+            ),
+        "moco_v3" => MocoV3LossConfig::new()
+            .with_temperature(case.param_f64("temperature")?)
+            .init()
+            .forward(
+                x.matrix("query_a")?,
+                x.matrix("query_b")?,
+                x.matrix("key_a")?,
+                x.matrix("key_b")?,
             ),
         "negative_cosine" => {
             NegativeCosineSimilarity::new().forward(x.matrix("x0")?, x.matrix("x1")?)

@@ -9,7 +9,8 @@
 //! | loss | used by | reference |
 //! |---|---|---|
 //! | [`NtXentLoss`] (optionally memory-bounded) | SimCLR | `lightly.loss.NTXentLoss` |
-//! | [`InfoNceLoss`] | MoCo | lightly `NTXentLoss` with a memory bank |
+//! | [`InfoNceLoss`] | MoCo v2 | lightly `NTXentLoss` with a memory bank |
+//! | [`MocoV3Loss`] | MoCo v3 | Chen, Xie & He 2021, Algorithm 1 |
 //! | [`NegativeCosineSimilarity`] | BYOL, SimSiam | `lightly.loss.NegativeCosineSimilarity` |
 //! | [`BarlowTwinsLoss`] | Barlow Twins | `lightly.loss.BarlowTwinsLoss` |
 //! | [`VicRegLoss`] | VICReg | `lightly.loss.VICRegLoss` |
@@ -29,6 +30,7 @@ mod contrastive;
 mod dino;
 mod distance;
 mod info_nce;
+mod moco_v3;
 mod negative_cosine;
 mod nt_xent;
 mod ops;
@@ -42,6 +44,7 @@ pub use contrastive::{ContrastiveLoss, ContrastiveLossConfig};
 pub use dino::{DinoLoss, DinoLossConfig};
 pub use distance::Distance;
 pub use info_nce::{InfoNceLoss, InfoNceLossConfig};
+pub use moco_v3::{MocoV3Loss, MocoV3LossConfig};
 pub use negative_cosine::{NegativeCosineSimilarity, cosine_similarity};
 pub use nt_xent::{NtXentLoss, NtXentLossConfig};
 pub use reconstruction::{ReconstructionKind, ReconstructionLoss, ReconstructionLossConfig};

@@ -11,6 +11,7 @@
 //! |---|---|---|
 //! | [`SimClr`] | contrastive | NT-Xent |
 //! | [`MocoV2`] | contrastive, momentum encoder + queue | InfoNCE |
+//! | [`MocoV3`] | contrastive, momentum encoder + predictor, in-batch keys | MoCo v3 (2τ-scaled InfoNCE) |
 //! | [`Byol`] | momentum teacher, predictor | negative cosine |
 //! | [`SimSiam`] | stop-gradient twin, predictor | negative cosine |
 //! | [`BarlowTwins`] | redundancy reduction | Barlow Twins |
@@ -43,4 +44,4 @@ pub use method::Method;
 pub use output::SslOutput;
 pub use queue::KeyQueue;
 pub use renderer::EpochRenderer;
-pub use teacher::{Byol, MocoV2, SimSiam, StepCounter};
+pub use teacher::{Byol, MocoV2, MocoV3, SimSiam, StepCounter};

@@ -1,8 +1,10 @@
-//! Methods with a momentum teacher (BYOL, MoCo v2) or a stop-gradient twin (SimSiam).
+//! Methods with a momentum teacher (BYOL, MoCo v2, MoCo v3) or a stop-gradient twin (SimSiam).
 
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor};
-use selfsup_losses::{InfoNceLoss, InfoNceLossConfig, NegativeCosineSimilarity};
+use selfsup_losses::{
+    InfoNceLoss, InfoNceLossConfig, MocoV3Loss, MocoV3LossConfig, NegativeCosineSimilarity,
+};
 use selfsup_nn::{Encoder, ProjectionHead, ProjectionHeadConfig};
 
 use crate::ema::{cosine_momentum, ema_update, teacher_of};
@@ -61,7 +63,8 @@ pub struct Byol<E: Encoder> {
 }
 
 impl<E: Encoder> Byol<E> {
-    /// BYOL with the paper's head shapes (4096 hidden, 256 out there).
+    /// BYOL with the paper's head shapes (4096 hidden, 256 out there), the predictor as wide
+    /// as the projector.
     pub fn new(
         encoder: E,
         hidden_dim: usize,
@@ -70,9 +73,31 @@ impl<E: Encoder> Byol<E> {
         total_steps: usize,
         device: &Device,
     ) -> Self {
+        Self::with_predictor(
+            encoder,
+            hidden_dim,
+            output_dim,
+            hidden_dim,
+            base_momentum,
+            total_steps,
+            device,
+        )
+    }
+
+    /// BYOL with a predictor of its own hidden width, `output → predictor_hidden → output`.
+    pub fn with_predictor(
+        encoder: E,
+        hidden_dim: usize,
+        output_dim: usize,
+        predictor_hidden_dim: usize,
+        base_momentum: f64,
+        total_steps: usize,
+        device: &Device,
+    ) -> Self {
         let projector =
             ProjectionHeadConfig::byol(encoder.output_dim(), hidden_dim, output_dim).init(device);
-        let predictor = ProjectionHeadConfig::byol(output_dim, hidden_dim, output_dim).init(device);
+        let predictor =
+            ProjectionHeadConfig::byol(output_dim, predictor_hidden_dim, output_dim).init(device);
         Byol {
             target_encoder: teacher_of(&encoder),
             target_projector: teacher_of(&projector),
@@ -290,3 +315,106 @@ impl<E: Encoder> Method for MocoV2<E> {
     }
 }
 burn_train_steps!(MocoV2<E: Encoder>);
+
+/// MoCo v3: a query encoder with projector and predictor; a momentum key encoder with the
+/// projector; each view's queries pick their own sample among the other view's keys of the
+/// same batch (no queue), symmetric and scaled by `2τ` ([`MocoV3Loss`]). The key momentum
+/// rises from `base_momentum` to 1 along a cosine over `total_steps`.
+/// Reference: \[0\] MoCo v3, Chen, Xie & He 2021, arXiv:2104.02057.
+#[derive(Module, Debug)]
+pub struct MocoV3<E: Encoder> {
+    /// Query backbone (the one kept after pretraining).
+    pub encoder: E,
+    /// Query projector (three layers, the last BatchNorm non-affine).
+    pub projector: ProjectionHead,
+    /// Query predictor (two layers, the last BatchNorm non-affine).
+    pub predictor: ProjectionHead,
+    /// Momentum key encoder (no gradients).
+    pub key_encoder: E,
+    /// Momentum key projector (no gradients).
+    pub key_projector: ProjectionHead,
+    /// The symmetric contrastive loss.
+    pub loss: MocoV3Loss,
+    /// Optimizer steps taken, for the momentum schedule.
+    pub steps: StepCounter,
+    /// Momentum at step 0 (0.99 for ResNets in the paper, 0.996 with ViTs).
+    pub base_momentum: f64,
+    /// Steps over which the momentum reaches 1.
+    pub total_steps: usize,
+}
+
+impl<E: Encoder> MocoV3<E> {
+    /// MoCo v3 with the paper's head layouts: projector `encoder → hidden → hidden → output`,
+    /// predictor `output → predictor_hidden → output` (4096 hidden and 256 out on ResNet-50).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        encoder: E,
+        hidden_dim: usize,
+        output_dim: usize,
+        predictor_hidden_dim: usize,
+        temperature: f64,
+        base_momentum: f64,
+        total_steps: usize,
+        device: &Device,
+    ) -> Self {
+        let projector =
+            ProjectionHeadConfig::moco_v3_projector(encoder.output_dim(), hidden_dim, output_dim)
+                .init(device);
+        let predictor =
+            ProjectionHeadConfig::moco_v3_predictor(output_dim, predictor_hidden_dim, output_dim)
+                .init(device);
+        MocoV3 {
+            key_encoder: teacher_of(&encoder),
+            key_projector: teacher_of(&projector),
+            encoder,
+            projector,
+            predictor,
+            loss: MocoV3LossConfig::new().with_temperature(temperature).init(),
+            steps: StepCounter::new(device),
+            base_momentum,
+            total_steps,
+        }
+    }
+
+    /// The key-encoder momentum at the current step.
+    pub fn momentum(&self) -> f64 {
+        cosine_momentum(self.base_momentum, self.steps.get(), self.total_steps)
+    }
+}
+
+impl<E: Encoder> Method for MocoV3<E> {
+    type Encoder = E;
+
+    fn encoder(&self) -> &E {
+        &self.encoder
+    }
+
+    fn forward(&self, batch: MultiViewBatch) -> SslOutput {
+        batch.expect_views("MocoV3", 2);
+        let h0 = self.encoder.encode(batch.views[0].clone());
+        let h1 = self.encoder.encode(batch.views[1].clone());
+        let q0 = self.predictor.forward(self.projector.forward(h0.clone()));
+        let q1 = self.predictor.forward(self.projector.forward(h1));
+        let key = |v: &Tensor<4>| {
+            self.key_projector
+                .forward(self.key_encoder.encode(v.clone()))
+                .detach()
+        };
+        let (k0, k1) = (key(&batch.views[0]), key(&batch.views[1]));
+        SslOutput {
+            loss: self.loss.forward(q0, q1, k0, k1),
+            embeddings: h0,
+        }
+    }
+
+    fn after_optimizer_step(self) -> Self {
+        let m = self.momentum();
+        MocoV3 {
+            key_encoder: ema_update(self.key_encoder, &self.encoder, m),
+            key_projector: ema_update(self.key_projector, &self.projector, m),
+            steps: self.steps.increment(),
+            ..self
+        }
+    }
+}
+burn_train_steps!(MocoV3<E: Encoder>);

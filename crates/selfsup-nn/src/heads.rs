@@ -29,6 +29,10 @@ pub struct BlockConfig {
     /// Bias in the linear layer (usually off when BatchNorm follows, which has its own shift).
     #[config(default = true)]
     pub bias: bool,
+    /// Learn the BatchNorm's scale and shift (`false`: PyTorch's `affine=False`, γ = 1 and
+    /// β = 0 kept frozen — SimSiam's and MoCo v3's last layers).
+    #[config(default = true)]
+    pub affine: bool,
 }
 
 impl BlockConfig {
@@ -78,15 +82,40 @@ impl ProjectionHeadConfig {
         Self::simclr(input, hidden, output)
     }
 
-    /// SimSiam projector: three layers, every one batch-normalised, the last without activation;
-    /// 2048 → 2048 → 2048.
+    /// SimSiam projector: three layers, every one batch-normalised, the last without activation
+    /// and with a non-affine BatchNorm; 2048 → 2048 → 2048.
     pub fn simsiam_projector(input: usize, hidden: usize, output: usize) -> Self {
         Self::new(vec![
             BlockConfig::linear_bn_relu(input, hidden),
             BlockConfig::linear_bn_relu(hidden, hidden),
             BlockConfig::new(hidden, output)
                 .with_batch_norm(true)
-                .with_bias(false),
+                .with_bias(false)
+                .with_affine(false),
+        ])
+    }
+
+    /// MoCo v3 projector: `Linear → BN → ReLU` twice, then `Linear → BN` (non-affine);
+    /// 2048 → 4096 → 4096 → 256 on ResNet-50.
+    pub fn moco_v3_projector(input: usize, hidden: usize, output: usize) -> Self {
+        Self::new(vec![
+            BlockConfig::linear_bn_relu(input, hidden),
+            BlockConfig::linear_bn_relu(hidden, hidden),
+            BlockConfig::new(hidden, output)
+                .with_batch_norm(true)
+                .with_bias(false)
+                .with_affine(false),
+        ])
+    }
+
+    /// MoCo v3 predictor: `Linear → BN → ReLU → Linear → BN` (non-affine); 256 → 4096 → 256.
+    pub fn moco_v3_predictor(input: usize, hidden: usize, output: usize) -> Self {
+        Self::new(vec![
+            BlockConfig::linear_bn_relu(input, hidden),
+            BlockConfig::new(hidden, output)
+                .with_batch_norm(true)
+                .with_bias(false)
+                .with_affine(false),
         ])
     }
 
@@ -145,9 +174,18 @@ impl ProjectionHeadConfig {
                     linear: LinearConfig::new(b.input, b.output)
                         .with_bias(b.bias)
                         .init(device),
-                    norm: b
-                        .batch_norm
-                        .then(|| BatchNormConfig::new(b.output).init(device)),
+                    norm: b.batch_norm.then(|| {
+                        let norm = BatchNormConfig::new(b.output).init(device);
+                        if b.affine {
+                            norm
+                        } else {
+                            BatchNorm {
+                                gamma: norm.gamma.set_require_grad(false),
+                                beta: norm.beta.set_require_grad(false),
+                                ..norm
+                            }
+                        }
+                    }),
                     relu: (b.activation == Some(Activation::Relu)).then(Relu::new),
                     gelu: (b.activation == Some(Activation::Gelu)).then(Gelu::new),
                 })
