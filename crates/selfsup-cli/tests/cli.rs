@@ -527,3 +527,93 @@ fn pretrain_on_an_unlabelled_image_folder_reports_label_free_metrics() {
     );
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn every_family_trains_from_the_cli_with_its_recipe() {
+    let root = scratch("families");
+    for method in [
+        "moco-v3",
+        "supcon",
+        "triplet",
+        "autoencoder",
+        "denoising-autoencoder",
+        "masked-autoencoder",
+    ] {
+        let dir = root.join(method);
+        let out = tiny_run(&dir, &["--method", method]);
+        let (_, summary) = finished_run(&out, &dir);
+        assert_eq!(summary["method"], method);
+        let knn = summary["knn_acc"].as_f64().unwrap();
+        assert!(knn > 0.5, "{method}: kNN {knn} on the digits");
+        let config = std::fs::read_to_string(dir.join("config.toml")).unwrap();
+        let recipe = std::fs::read_to_string(format!(
+            "{}/../../recipes/{method}.toml",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        // Every setting of the recipe is in the run's config (flags aside).
+        let recipe: toml::Table = toml::from_str(&recipe).unwrap();
+        let saved: toml::Table = toml::from_str(&config).unwrap();
+        for (key, value) in recipe {
+            if key != "epochs" {
+                assert_eq!(saved[&key], value, "{method}: {key} in config.toml");
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn flags_override_the_config_file_which_overrides_the_recipe() {
+    let root = scratch("layers");
+    let file = root.join("mine.toml");
+    std::fs::write(&file, "method = \"byol\"\nlr = 0.01\nmomentum = 0.9\n").unwrap();
+    let dir = root.join("run");
+    let out = tiny_run(&dir, &["--config", file.to_str().unwrap(), "--lr", "0.005"]);
+    finished_run(&out, &dir);
+    let saved: toml::Table =
+        toml::from_str(&std::fs::read_to_string(dir.join("config.toml")).unwrap()).unwrap();
+    assert_eq!(saved["method"].as_str(), Some("byol"));
+    assert_eq!(saved["lr"].as_float(), Some(0.005), "the flag wins");
+    assert_eq!(saved["momentum"].as_float(), Some(0.9), "the file wins");
+    assert_eq!(saved["optimizer"].as_str(), Some("adamw"), "the recipe");
+    assert_eq!(saved["lr_schedule"].as_str(), Some("cosine"), "the recipe");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn supcon_without_labels_and_bad_recipe_values_are_one_line_errors() {
+    let root = scratch("supcon-unlabelled");
+    let images = root.join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    for i in 0..40u8 {
+        write_png(&images.join(format!("{i}.png")), &[i; 64]);
+    }
+    assert_user_error(
+        &selfsup(&[
+            "pretrain",
+            "--method",
+            "supcon",
+            "--dataset",
+            images.to_str().unwrap(),
+            "--batch",
+            "8",
+            "--out",
+            root.join("run").to_str().unwrap(),
+        ]),
+        "--method supcon trains on class labels",
+    );
+    assert!(!root.join("run").exists(), "a refused run leaves no folder");
+    let file = root.join("bad.toml");
+    std::fs::write(&file, "optimizer = \"lars\"\n").unwrap();
+    assert_user_error(
+        &selfsup(&["pretrain", "--config", file.to_str().unwrap()]),
+        "unknown optimizer 'lars'; choose one of adam, adamw",
+    );
+    std::fs::write(&file, "method = \"moco\"\nqueue_size = 16\n").unwrap();
+    assert_user_error(
+        &selfsup(&["pretrain", "--config", file.to_str().unwrap()]),
+        "queue_size (16) must hold at least one batch",
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -92,6 +92,18 @@ fn moco_v2_learns() {
 }
 
 #[test]
+fn moco_v3_learns() {
+    let device = device();
+    let (_, a, b) = train(
+        MocoV3::new(encoder(&device), 32, 16, 32, 0.2, 0.9, 100, &device),
+        &batch(2, &device),
+        15,
+        1e-2,
+    );
+    assert_learns("MoCo v3", a, b);
+}
+
+#[test]
 fn dino_learns_with_multi_crop() {
     let device = device();
     // DINO's targets move as the teacher and the center follow the student, so its loss need

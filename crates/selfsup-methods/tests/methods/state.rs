@@ -66,6 +66,30 @@ fn no_gradient_reaches_teachers_or_keys() {
         GradientsParams::from_grads(grads, &method.target_projector).len(),
         0
     );
+
+    let method = MocoV3::new(encoder(&device), 32, 16, 32, 0.2, 0.9, 10, &device);
+    let output = method.train_forward(batch(2, &device));
+    let grads = output.loss.backward();
+    assert_eq!(
+        GradientsParams::from_grads(grads, &method.key_encoder).len(),
+        0
+    );
+    let grads = method.train_forward(batch(2, &device)).loss.backward();
+    assert_eq!(
+        GradientsParams::from_grads(grads, &method.key_projector).len(),
+        0
+    );
+}
+
+#[test]
+fn non_affine_batch_norm_stays_the_identity_transform() {
+    // SimSiam's and MoCo v3's last BatchNorm (PyTorch's affine=False): γ and β get no gradient.
+    let device = device();
+    let method = MocoV3::new(encoder(&device), 32, 16, 32, 0.2, 0.9, 10, &device);
+    let grads = method.train_forward(batch(2, &device)).loss.backward();
+    let trained = GradientsParams::from_grads(grads, &method.projector).len();
+    // Projector: 3 linear weights + 2 affine BatchNorms × (γ, β) = 7; the last BN has none.
+    assert_eq!(trained, 7, "gradients reached {trained} projector tensors");
 }
 
 #[test]
