@@ -153,8 +153,8 @@ class SimCLR(nn.Module):
 
 def simclr_view(x, gen):
     """selfsup's simclr_grayscale(28) preset, batched: resized crop (area U(0.3, 1), aspect
-    log-uniform in [3/4, 4/3], bilinear, zero padding), flip p 0.5, brightness ±0.4, contrast
-    ×U(0.6, 1.4) around the per-image mean, clamp to [0, 1]."""
+    log-uniform in [3/4, 4/3], bilinear, zero padding), flip p 0.5, brightness ×U(0.6, 1.4)
+    (torchvision's), contrast ×U(0.6, 1.4) around the per-image mean, each clamped to [0, 1]."""
     n = x.shape[0]
     u = lambda lo, hi: torch.empty(n).uniform_(lo, hi, generator=gen).to(DEVICE)
     area = u(0.3, 1.0)
@@ -171,7 +171,7 @@ def simclr_view(x, gen):
     theta[:, 1, 2] = cy
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    x = x + u(-0.4, 0.4).view(n, 1, 1, 1)
+    x = (x * u(0.6, 1.4).view(n, 1, 1, 1)).clamp(0.0, 1.0)
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
     x = (x - mean) * u(0.6, 1.4).view(n, 1, 1, 1) + mean
     return x.clamp(0.0, 1.0)

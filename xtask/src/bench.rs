@@ -483,7 +483,7 @@ fn section(
     out
 }
 
-fn run_text(cmd: &mut Command) -> String {
+pub fn run_text(cmd: &mut Command) -> String {
     cmd.output()
         .ok()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
@@ -493,7 +493,7 @@ fn run_text(cmd: &mut Command) -> String {
 
 /// Appends `section` to the results file, creating it with its heading if needed; the old
 /// content is never rewritten.
-fn append(path: &PathBuf, section: &str) -> Result<(), String> {
+pub fn append(path: &PathBuf, section: &str) -> Result<(), String> {
     use std::io::Write;
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;

@@ -159,6 +159,19 @@ pub fn build_cli(backends: &[String], provisioned: &Provisioned) -> Result<PathB
     find_cli(&build(&["build", "--bins"], backends, provisioned)?)
 }
 
+/// Builds the `selfsup` CLI with optimisations for the backends and returns its path.
+pub fn build_release_cli(
+    backends: &[String],
+    provisioned: &Provisioned,
+) -> Result<PathBuf, String> {
+    find_cli(&build_in(
+        &["build", "--release"],
+        &["-p", "selfsup-cli"],
+        backends,
+        provisioned,
+    )?)
+}
+
 /// Builds the `selfsup-bench` binary with optimisations for the backends and returns its path.
 pub fn build_bench(backends: &[String], provisioned: &Provisioned) -> Result<PathBuf, String> {
     build_in(

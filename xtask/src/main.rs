@@ -5,12 +5,14 @@
 //! cargo xtask test-all [--backends a,b]           the same tests on every backend
 //! cargo xtask golden FILE [--backends a,b] [--allow-missing]
 //! cargo xtask bench [--quick] [--backends a,b] [--workloads a,b] [--rounds N] [--no-pytorch]
+//! cargo xtask quality [--methods a,b] [--epochs N] [--dataset D] [--backend B] [--no-pytorch]
 //! ```
 
 mod bench;
 mod cargo;
 mod golden;
 mod process;
+mod quality;
 mod setup;
 mod test_all;
 
@@ -78,6 +80,27 @@ enum Command {
         #[arg(long)]
         note: Option<String>,
     },
+    /// Train every method with its recipe in selfsup and in the PyTorch + lightly reference,
+    /// and append the side-by-side table (kNN, linear probe, RankMe, images/s) to
+    /// bench/RESULTS.md.
+    Quality {
+        /// Comma-separated methods (default: simclr, moco, moco-v3, byol, simsiam,
+        /// barlow-twins, vicreg, dino).
+        #[arg(long, value_name = "LIST")]
+        methods: Option<String>,
+        /// Epochs of each run.
+        #[arg(long, default_value_t = 2)]
+        epochs: usize,
+        /// fashion-mnist-10k (embedded) or fashion-mnist (the full set, fetched offline).
+        #[arg(long, default_value = "fashion-mnist-10k")]
+        dataset: String,
+        /// The backend selfsup trains on.
+        #[arg(long, default_value = "flex")]
+        backend: String,
+        /// Skip the PyTorch reference.
+        #[arg(long)]
+        no_pytorch: bool,
+    },
 }
 
 /// Parses `--backends`, defaulting to all four.
@@ -137,6 +160,28 @@ fn main() -> ExitCode {
                 pytorch: !no_pytorch,
                 limit,
                 note,
+            })
+        }),
+        Command::Quality {
+            methods,
+            epochs,
+            dataset,
+            backend,
+            no_pytorch,
+        } => backends(Some(&backend)).and_then(|b| {
+            quality::run(&quality::Options {
+                methods: match methods {
+                    Some(list) => list
+                        .split(',')
+                        .map(|m| m.trim().to_string())
+                        .filter(|m| !m.is_empty())
+                        .collect(),
+                    None => quality::METHODS.iter().map(|m| m.to_string()).collect(),
+                },
+                epochs,
+                dataset,
+                backend: b[0].clone(),
+                pytorch: !no_pytorch,
             })
         }),
     };
