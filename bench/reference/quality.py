@@ -37,14 +37,19 @@ BATCH = 128
 
 
 def resized_crop_flip(x, size, scale, gen):
-    """selfsup's resized_crop (area U(scale), aspect log-uniform in [3/4, 4/3], bilinear, zero
-    padding) then horizontal_flip (p 0.5)."""
+    """selfsup's resized_crop = torchvision's RandomResizedCrop on square images (area U(scale),
+    aspect log-uniform in [3/4, 4/3], up to ten draws for a box inside the image, else the
+    whole image; bilinear, edge pixels clamped) then horizontal_flip (p 0.5)."""
     n = x.shape[0]
     u = lambda lo, hi: torch.empty(n).uniform_(lo, hi, generator=gen)
-    area = u(*scale)
-    ratio = torch.exp(u(math.log(3 / 4), math.log(4 / 3)))
-    w = torch.sqrt(area * ratio).clamp(max=1.0)
-    h = torch.sqrt(area / ratio).clamp(max=1.0)
+    area = torch.empty(n, 10).uniform_(*scale, generator=gen)
+    ratio = torch.exp(torch.empty(n, 10).uniform_(math.log(3 / 4), math.log(4 / 3), generator=gen))
+    w, h = torch.sqrt(area * ratio), torch.sqrt(area / ratio)
+    fits = (w <= 1) & (h <= 1)
+    first = fits.float().argmax(1)
+    rows = torch.arange(n)
+    w = torch.where(fits.any(1), w[rows, first], torch.ones(n))
+    h = torch.where(fits.any(1), h[rows, first], torch.ones(n))
     cx = (1 - w) * u(0, 1) * 2 - (1 - w)
     cy = (1 - h) * u(0, 1) * 2 - (1 - h)
     flip = torch.where(torch.rand(n, generator=gen) < 0.5, -1.0, 1.0)
@@ -54,7 +59,9 @@ def resized_crop_flip(x, size, scale, gen):
     theta[:, 1, 1] = h
     theta[:, 1, 2] = cy
     grid = F.affine_grid(theta, [n, x.shape[1], size, size], align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    # "border": samples beyond the outermost pixel centres take the edge pixel, as
+    # torchvision's crop + resize (and selfsup's resampling) do.
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
 def jitter(x, p, gen):

@@ -20,8 +20,9 @@ use crate::Rng;
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Augmentation {
     /// Crops a box of `scale` × the image area (uniform) and aspect ratio `ratio` (log-uniform),
-    /// resized bilinearly to `size = [height, width]`. Boxes wider or taller than the image
-    /// cover it with zeros around (zero padding).
+    /// resized bilinearly to `size = [height, width]`, as torchvision's `RandomResizedCrop`: a
+    /// draw whose box does not fit inside the image is redrawn (ten tries), then the largest
+    /// centred box with an aspect in `ratio` is taken. Boxes have sub-pixel corners.
     ResizedCrop {
         /// Output `[height, width]`.
         size: [usize; 2],
@@ -545,29 +546,39 @@ fn random_box(
     ratio: [f64; 2],
     rng: &mut Rng,
 ) -> (f64, f64, f64, f64) {
-    let area = (h * w) as f64 * rng.range(scale[0], scale[1]);
-    let aspect = rng.range(ratio[0].ln(), ratio[1].ln()).exp();
-    let box_w = (area * aspect).sqrt();
-    let box_h = (area / aspect).sqrt();
-    let place = |rng: &mut Rng, side: f64, extent: f64| {
-        let slack = side - extent;
-        if slack >= 0.0 {
-            rng.range(0.0, slack)
-        } else {
-            rng.range(slack, 0.0)
+    // torchvision's RandomResizedCrop: up to ten draws of (area, aspect) for a box inside the
+    // image, placed uniformly; else the largest centred box of an aspect within `ratio`.
+    let (hf, wf) = (h as f64, w as f64);
+    for _ in 0..10 {
+        let area = hf * wf * rng.range(scale[0], scale[1]);
+        let aspect = rng.range(ratio[0].ln(), ratio[1].ln()).exp();
+        let box_w = (area * aspect).sqrt();
+        let box_h = (area / aspect).sqrt();
+        if box_w <= wf && box_h <= hf {
+            let top = rng.range(0.0, hf - box_h);
+            let left = rng.range(0.0, wf - box_w);
+            return (top, left, box_h, box_w);
         }
+    }
+    let aspect = wf / hf;
+    let (box_h, box_w) = if aspect < ratio[0] {
+        (wf / ratio[0], wf)
+    } else if aspect > ratio[1] {
+        (hf, hf * ratio[1])
+    } else {
+        (hf, wf)
     };
-    let top = place(rng, h as f64, box_h);
-    let left = place(rng, w as f64, box_w);
-    (top, left, box_h, box_w)
+    ((hf - box_h) / 2.0, (wf - box_w) / 2.0, box_h, box_w)
 }
 
 /// Rows of a bilinear resampling matrix `[out, input]` mapping the span
 /// `[start, start + extent)` of an axis of `input` pixels onto `out` pixels (pixel centres,
-/// `align_corners = false`); samples outside the image weigh nothing (zero padding).
+/// `align_corners = false`); samples beyond the outermost pixel centres take the edge pixel.
 fn bilinear(matrix: &mut [f32], input: usize, out: usize, start: f64, extent: f64) {
     for j in 0..out {
-        let source = start + (j as f64 + 0.5) * extent / out as f64 - 0.5;
+        // Clamped to the outermost pixel centres, as PyTorch's bilinear interpolation does.
+        let source =
+            (start + (j as f64 + 0.5) * extent / out as f64 - 0.5).clamp(0.0, (input - 1) as f64);
         let floor = source.floor();
         let t = source - floor;
         for (index, weight) in [(floor, 1.0 - t), (floor + 1.0, t)] {

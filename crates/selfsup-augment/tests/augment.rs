@@ -58,6 +58,15 @@ fn bilinear_upsampling_keeps_a_ramp_linear_inside() {
         images(ramp, [1, 1, 8, 8]),
         3,
     ));
+    // The borders as torch.nn.functional.interpolate(mode="bilinear", align_corners=False)
+    // gives them (edge pixels clamped): 0.0 at (0, 0), 0.875 at (0, 15) and (15, 15).
+    for (index, want) in [(0, 0.0), (15, 0.875), (15 * 16 + 15, 0.875)] {
+        assert!(
+            (out[index] - want).abs() < 1e-6,
+            "border {index}: {}",
+            out[index]
+        );
+    }
     for row in 1..15 {
         for col in 1..15 {
             let source = (col as f32 + 0.5) / 2.0 - 0.5;
@@ -403,4 +412,25 @@ fn brightness_multiplies_so_black_stays_black() {
     assert!((0.5..=1.5).contains(&factor), "factor {factor}");
     assert!((out[3] - out[2]).abs() < 1e-6);
     assert!((factor - 1.0).abs() > 1e-4, "seed 4 drew no change at all");
+}
+
+#[test]
+fn resized_crops_stay_inside_the_image_as_torchvision() {
+    // torchvision redraws a box that does not fit (then falls back to a centred one): a white
+    // image stays white, however wide the aspect range, where zero padding would darken edges.
+    let x = Tensor::<4>::ones([64, 1, 8, 8], &device());
+    let out = host(run(
+        vec![Augmentation::ResizedCrop {
+            size: [8, 8],
+            scale: [0.9, 1.0],
+            ratio: [0.25, 4.0],
+        }],
+        x,
+        7,
+    ));
+    let darkest = out.iter().cloned().fold(f32::INFINITY, f32::min);
+    assert!(
+        darkest > 1.0 - 1e-5,
+        "a crop left the image: darkest pixel {darkest}"
+    );
 }

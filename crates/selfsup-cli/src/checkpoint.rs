@@ -124,12 +124,34 @@ pub fn progress(checkpoint: &Path) -> Result<Progress, UserError> {
     serde_json::from_str(&text).map_err(|e| io_error(&path, e))
 }
 
+/// Keeps the model of the epoch-end checkpoint `checkpoint` as `<dir>/checkpoints/epoch-NNNN.bpk`
+/// (copied through a temporary file and a rename), for choosing among a run's epochs later
+/// (`selfsup eval --select`). Older checkpoints are pruned; these are not.
+pub fn keep_epoch_model(dir: &Path, checkpoint: &Path, epoch: usize) -> Result<PathBuf, UserError> {
+    let path = epoch_model(dir, epoch);
+    let tmp = path.with_extension("bpk.tmp");
+    fs::copy(checkpoint.join(MODEL), &tmp).map_err(|e| io_error(&path, e))?;
+    sync_file(&tmp)?;
+    fs::rename(&tmp, &path).map_err(|e| io_error(&path, e))?;
+    Ok(path)
+}
+
+/// Where [`keep_epoch_model`] keeps epoch `epoch`'s model (1-based).
+pub fn epoch_model(dir: &Path, epoch: usize) -> PathBuf {
+    dir.join("checkpoints")
+        .join(format!("epoch-{epoch:04}.bpk"))
+}
+
 /// Loads a checkpoint's weights into `model` (built with the run's config).
 pub fn load_model<M: Module>(checkpoint: &Path, model: M) -> Result<M, UserError> {
-    let path = checkpoint.join(MODEL);
-    model.try_load_file(&path).map_err(|e| {
+    load_model_file(&checkpoint.join(MODEL), model)
+}
+
+/// Loads weights from a model file (a checkpoint's or a kept epoch's) into `model`.
+pub fn load_model_file<M: Module>(path: &Path, model: M) -> Result<M, UserError> {
+    model.try_load_file(path).map_err(|e| {
         io_error(
-            &path,
+            path,
             format!("{e:?}; was this checkpoint written with another config?"),
         )
     })

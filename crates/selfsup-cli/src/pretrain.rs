@@ -8,7 +8,7 @@ use burn::tensor::Device;
 use clap::Args;
 use selfsup_augment::Pipeline;
 use selfsup_backend::Backend;
-use selfsup_eval::KnnConfig;
+use selfsup_eval::{CheckpointMetrics, KnnConfig, spearman};
 use selfsup_methods::Method;
 
 use crate::UserError;
@@ -301,10 +301,14 @@ pub struct EvalArgs {
     /// What to measure: any of knn, linear, label-free, raw (comma-separated)
     #[arg(long, default_value = "knn,linear,label-free,raw")]
     metrics: String,
+    /// Which checkpoint: latest, or label-free (the epoch with the highest RankMe that did
+    /// not collapse, chosen without labels; reports how it ranks against kNN)
+    #[arg(long, default_value = "latest")]
+    select: String,
 }
 
 struct Loaded<'a> {
-    checkpoint: PathBuf,
+    model_file: PathBuf,
     data: &'a Data,
     config: &'a RunConfig,
     device: &'a Device,
@@ -319,7 +323,7 @@ impl Job for Loaded<'_> {
         model: Pretraining<M>,
         pipelines: Vec<Pipeline>,
     ) -> Result<(), UserError> {
-        let model = checkpoint::load_model(&self.checkpoint, model)?;
+        let model = checkpoint::load_model_file(&self.model_file, model)?;
         let encoder = model.method.encoder();
         let knn = KnnConfig::new().with_k(self.config.knn_k);
         let wants = |m: &str| self.what.iter().any(|w| w == m);
@@ -386,10 +390,20 @@ pub fn eval(args: EvalArgs) -> Result<ExitCode, UserError> {
             KNOWN.join(", ")
         )));
     }
+    let model_file = match args.select.as_str() {
+        "latest" => None,
+        "label-free" => Some(select_label_free(&args.run)?),
+        other => {
+            return Err(UserError(format!(
+                "--select must be latest or label-free, got '{other}'"
+            )));
+        }
+    };
     let (config, checkpoint, data, device) = open_run(&args.run, args.backend.as_deref())?;
-    println!("checkpoint   {}", checkpoint.display());
+    let model_file = model_file.unwrap_or_else(|| checkpoint.join("model.bpk"));
+    println!("checkpoint   {}", model_file.display());
     let job = Loaded {
-        checkpoint,
+        model_file,
         data: &data,
         config: &config,
         device: &device,
@@ -397,6 +411,124 @@ pub fn eval(args: EvalArgs) -> Result<ExitCode, UserError> {
     };
     run::with_networks(&config, &data, &device, job)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// One row of a run's `metrics.csv`.
+struct EpochRow {
+    epoch: usize,
+    knn: f64,
+    metrics: CheckpointMetrics,
+}
+
+fn read_metrics(run: &Path) -> Result<Vec<EpochRow>, UserError> {
+    let path = run.join("metrics.csv");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| UserError(format!("cannot read {}: {e}", path.display())))?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+    let column = |name: &str| {
+        header
+            .iter()
+            .position(|h| *h == name)
+            .ok_or_else(|| UserError(format!("{} has no '{name}' column", path.display())))
+    };
+    let columns = [
+        "epoch",
+        "knn_acc",
+        "rankme",
+        "alignment",
+        "uniformity",
+        "relative_std",
+        "collapsed",
+    ]
+    .map(column);
+    let mut index = [0; 7];
+    for (slot, found) in index.iter_mut().zip(columns) {
+        *slot = found?;
+    }
+    let mut rows = Vec::new();
+    for (number, line) in lines.enumerate() {
+        let fields: Vec<&str> = line.split(',').collect();
+        let bad = || {
+            UserError(format!(
+                "{} line {}: expected {} comma-separated values, got '{line}'",
+                path.display(),
+                number + 2,
+                header.len()
+            ))
+        };
+        let get = |i: usize| fields.get(index[i]).copied().ok_or_else(bad);
+        let num = |i: usize| get(i)?.parse::<f64>().map_err(|_| bad());
+        rows.push(EpochRow {
+            epoch: get(0)?.parse().map_err(|_| bad())?,
+            knn: num(1)?,
+            metrics: CheckpointMetrics {
+                rankme: num(2)?,
+                alignment: num(3)?,
+                uniformity: num(4)?,
+                relative_std: num(5)?,
+                collapsed: get(6)? == "true",
+            },
+        });
+    }
+    Ok(rows)
+}
+
+/// `eval --select label-free`: picks an epoch's model without labels and says how that
+/// choice, and each label-free metric, compares with kNN accuracy over the run's epochs.
+fn select_label_free(run: &Path) -> Result<PathBuf, UserError> {
+    let rows = read_metrics(run)?;
+    let metrics: Vec<CheckpointMetrics> = rows.iter().map(|r| r.metrics.clone()).collect();
+    let picked = selfsup_eval::select_label_free(&metrics).ok_or_else(|| {
+        UserError(format!(
+            "{}: no epoch to choose from (none finished, or every one collapsed)",
+            run.display()
+        ))
+    })?;
+    let row = &rows[picked];
+    let file = checkpoint::epoch_model(run, row.epoch);
+    if !file.is_file() {
+        return Err(UserError(format!(
+            "{} is missing: the run kept no model of epoch {} (runs from before selfsup kept              one per epoch cannot be chosen among); use --select latest",
+            file.display(),
+            row.epoch
+        )));
+    }
+    println!(
+        "label-free selection over {} epochs (highest RankMe, collapsed epochs excluded):          epoch {}, RankMe {:.2}",
+        rows.len(),
+        row.epoch,
+        row.metrics.rankme
+    );
+    let knn: Vec<f64> = rows.iter().map(|r| r.knn).collect();
+    if knn.iter().all(|k| k.is_finite()) {
+        let best = (0..rows.len())
+            .max_by(|&a, &b| knn[a].total_cmp(&knn[b]))
+            .expect("at least one epoch");
+        println!(
+            "  kNN of the pick {:.1} %, of the kNN-best epoch ({}) {:.1} %: {:.1} points apart",
+            knn[picked] * 100.0,
+            rows[best].epoch,
+            knn[best] * 100.0,
+            (knn[best] - knn[picked]) * 100.0
+        );
+        let rho = |values: Vec<f64>| {
+            let r = spearman(&knn, &values);
+            if r.is_finite() {
+                format!("{r:.2}")
+            } else {
+                "-".into()
+            }
+        };
+        println!(
+            "  Spearman rho with kNN over the epochs: RankMe {}, -alignment {}, -uniformity {},              std*sqrt(D) {}",
+            rho(metrics.iter().map(|m| m.rankme).collect()),
+            rho(metrics.iter().map(|m| -m.alignment).collect()),
+            rho(metrics.iter().map(|m| -m.uniformity).collect()),
+            rho(metrics.iter().map(|m| m.relative_std).collect()),
+        );
+    }
+    Ok(file)
 }
 
 /// Flags of `selfsup embed`.

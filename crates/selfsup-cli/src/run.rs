@@ -667,7 +667,8 @@ impl Job for PretrainJob<'_> {
                     ""
                 }
             );
-            checkpoint::save(dir, &model, &optimizer, &progress)?;
+            let saved = checkpoint::save(dir, &model, &optimizer, &progress)?;
+            checkpoint::keep_epoch_model(dir, &saved, epoch + 1)?;
             last = Some((measured, z_train, z_test));
             epoch_start += 1;
         }

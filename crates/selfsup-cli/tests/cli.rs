@@ -171,15 +171,21 @@ fn pretrain_writes_a_complete_run_and_eval_and_embed_read_it() {
         let bytes = std::fs::read(dir.join(png)).unwrap();
         assert_eq!(&bytes[1..4], b"PNG", "{png}");
     }
-    let leftovers: Vec<_> = std::fs::read_dir(dir.join("checkpoints"))
+    let mut leftovers: Vec<_> = std::fs::read_dir(dir.join("checkpoints"))
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
+    leftovers.sort();
     assert_eq!(
-        leftovers.len(),
-        2,
-        "one checkpoint and the pointer: {leftovers:?}"
+        leftovers,
+        [
+            "epoch-0001.bpk",
+            "epoch-0002.bpk",
+            "latest",
+            "step-00000036"
+        ],
+        "one checkpoint, the pointer and each epoch's model, no temporary file"
     );
 
     let out = selfsup(&["eval", dir.to_str().unwrap(), "--metrics", "knn,raw"]);
@@ -614,6 +620,47 @@ fn supcon_without_labels_and_bad_recipe_values_are_one_line_errors() {
     assert_user_error(
         &selfsup(&["pretrain", "--config", file.to_str().unwrap()]),
         "queue_size (16) must hold at least one batch",
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn eval_selects_an_epoch_without_labels() {
+    let root = scratch("select");
+    let dir = root.join("run");
+    finished_run(&tiny_run(&dir, &[]), &dir);
+    for epoch in 1..=2 {
+        let kept = dir.join(format!("checkpoints/epoch-{epoch:04}.bpk"));
+        assert!(kept.is_file(), "{} missing", kept.display());
+    }
+    let out = selfsup(&[
+        "eval",
+        dir.to_str().unwrap(),
+        "--select",
+        "label-free",
+        "--metrics",
+        "knn,label-free",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("label-free selection over 2 epochs"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Spearman rho with kNN"), "{stdout}");
+    let picked = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("checkpoint   "))
+        .expect("a checkpoint line");
+    assert!(picked.contains("epoch-000"), "picked {picked}");
+    assert!(stdout.contains("knn_acc"), "{stdout}");
+    assert_user_error(
+        &selfsup(&["eval", dir.to_str().unwrap(), "--select", "best"]),
+        "--select must be latest or label-free, got 'best'",
     );
     let _ = std::fs::remove_dir_all(&root);
 }

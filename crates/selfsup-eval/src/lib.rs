@@ -12,8 +12,10 @@ mod knn;
 mod label_free;
 mod linear;
 mod online;
+mod selection;
 
 pub use knn::{KnnConfig, knn_accuracy, knn_predict};
 pub use label_free::{Collapse, alignment, collapse, rank_me, uniformity};
 pub use linear::{LinearProbeConfig, LinearProbeReport, linear_probe};
 pub use online::{OnlineProbe, OnlineProbeOutput};
+pub use selection::{CheckpointMetrics, select_label_free, spearman};

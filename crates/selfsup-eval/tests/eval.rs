@@ -228,3 +228,41 @@ fn the_online_probe_learns_without_touching_its_input() {
         "{first:?} → {last} of 128"
     );
 }
+
+#[test]
+fn spearman_matches_scipy() {
+    // scipy.stats.spearmanr (scipy in the bench venv): 0.9486832980505139 and 0.7.
+    let close = |got: f64, want: f64| assert!((got - want).abs() < 1e-12, "{got} vs {want}");
+    close(
+        spearman(&[1.0, 2.0, 2.0, 3.0], &[1.0, 3.0, 2.0, 4.0]),
+        0.9486832980505139,
+    );
+    close(
+        spearman(&[0.5, 0.1, 0.9, 0.3, 0.7], &[20.0, 11.0, 25.0, 19.0, 18.0]),
+        0.7,
+    );
+    close(spearman(&[1.0, 2.0, 3.0], &[30.0, 20.0, 10.0]), -1.0);
+    assert!(spearman(&[1.0], &[2.0]).is_nan());
+    assert!(spearman(&[1.0, 1.0], &[1.0, 2.0]).is_nan());
+}
+
+#[test]
+fn label_free_selection_takes_the_highest_rankme_that_did_not_collapse() {
+    let at = |rankme: f64, collapsed: bool| CheckpointMetrics {
+        rankme,
+        alignment: 0.1,
+        uniformity: -1.0,
+        relative_std: 0.5,
+        collapsed,
+    };
+    assert_eq!(
+        select_label_free(&[at(10.0, false), at(30.0, true), at(20.0, false)]),
+        Some(2)
+    );
+    assert_eq!(
+        select_label_free(&[at(20.0, false), at(20.0, false)]),
+        Some(1)
+    );
+    assert_eq!(select_label_free(&[at(5.0, true)]), None);
+    assert_eq!(select_label_free(&[]), None);
+}
