@@ -40,7 +40,6 @@ struct Scores {
     linear: f64,
     rankme: f64,
     images_per_s: f64,
-    train_s: f64,
     failure: Option<String>,
 }
 
@@ -165,7 +164,6 @@ fn read_summary(path: &Path) -> Scores {
             linear: s["linear_acc"].as_f64().unwrap_or(f64::NAN),
             rankme: s["rankme"].as_f64().unwrap_or(f64::NAN),
             images_per_s: s["images_per_s"].as_f64().unwrap_or(f64::NAN),
-            train_s: s["wall_s"].as_f64().unwrap_or(f64::NAN),
             failure: None,
         },
         None => failed(&format!("{} missing or unreadable", path.display())),
@@ -183,7 +181,6 @@ fn parse_reference(output: &str) -> Scores {
             linear: s["linear_acc"].as_f64().unwrap_or(f64::NAN),
             rankme: s["rankme"].as_f64().unwrap_or(f64::NAN),
             images_per_s: s["images_per_s"].as_f64().unwrap_or(f64::NAN),
-            train_s: s["train_s"].as_f64().unwrap_or(f64::NAN),
             failure: None,
         },
         None => failed(output),

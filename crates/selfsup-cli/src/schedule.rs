@@ -17,7 +17,7 @@ use crate::config::RunConfig;
 /// to that norm.
 pub fn optimizer(config: &RunConfig) -> ModuleOptimizer {
     let clip =
-        (config.clip_grad > 0.0).then(|| GradientClippingConfig::Norm(config.clip_grad as f32));
+        (config.clip_grad > 0.0).then_some(GradientClippingConfig::Norm(config.clip_grad as f32));
     match config.optimizer.as_str() {
         "adamw" => AdamWConfig::new()
             .with_epsilon(1e-8)
