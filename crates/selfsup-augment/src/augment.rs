@@ -11,6 +11,7 @@
 
 use burn::tensor::ops::GridSampleOptions;
 use burn::tensor::{Device, Tensor, TensorData};
+use selfsup_data::short;
 use serde::{Deserialize, Serialize};
 
 use crate::Rng;
@@ -106,7 +107,7 @@ fn check_probability(name: &str, p: f64) -> Result<(), String> {
     if (0.0..=1.0).contains(&p) {
         Ok(())
     } else {
-        Err(format!("{name}: p must be in [0, 1], got {p}"))
+        Err(format!("{name}: p must be in [0, 1], got {}", short(p)))
     }
 }
 
@@ -114,8 +115,15 @@ fn check_range(name: &str, field: &str, [low, high]: [f64; 2], min: f64) -> Resu
     if low.is_finite() && high.is_finite() && min <= low && low <= high {
         Ok(())
     } else {
+        let bound = if min > 0.0 {
+            "low > 0".to_string()
+        } else {
+            format!("low >= {min}")
+        };
         Err(format!(
-            "{name}: {field} must be an increasing range [low, high] with low >= {min}, got [{low}, {high}]"
+            "{name}: {field} must be an increasing range [low, high] with {bound}, got [{}, {}]",
+            short(low),
+            short(high)
         ))
     }
 }
@@ -130,16 +138,29 @@ impl Augmentation {
     pub fn validate(&self) -> Result<(), String> {
         match *self {
             Augmentation::ResizedCrop { size, scale, ratio } => {
-                if size[0] == 0 || size[1] == 0 {
-                    return Err(format!("resized_crop: size must be > 0, got {size:?}"));
+                if size[0] == 0 || size[1] == 0 || size[0] > MAX_SIDE || size[1] > MAX_SIDE {
+                    return Err(format!(
+                        "resized_crop: size must be within 1..={MAX_SIDE} a side, got [{}, {}]",
+                        size[0], size[1]
+                    ));
                 }
                 check_range("resized_crop", "scale", scale, f64::MIN_POSITIVE)?;
+                if scale[1] > 1.0 {
+                    return Err(format!(
+                        "resized_crop: scale is a fraction of the image's area, at most 1, got \
+                         [{}, {}]",
+                        scale[0], scale[1]
+                    ));
+                }
                 check_range("resized_crop", "ratio", ratio, f64::MIN_POSITIVE)
             }
             Augmentation::HorizontalFlip { p } => check_probability("horizontal_flip", p),
             Augmentation::Rotation { degrees, p } => {
                 if !(degrees.is_finite() && degrees >= 0.0) {
-                    return Err(format!("rotation: degrees must be >= 0, got {degrees}"));
+                    return Err(format!(
+                        "rotation: degrees must be >= 0, got {}",
+                        short(degrees)
+                    ));
                 }
                 check_probability("rotation", p)
             }
@@ -150,12 +171,14 @@ impl Augmentation {
             } => {
                 if !(brightness.is_finite() && brightness >= 0.0) {
                     return Err(format!(
-                        "color_jitter: brightness must be >= 0, got {brightness}"
+                        "color_jitter: brightness must be >= 0, got {}",
+                        short(brightness)
                     ));
                 }
                 if !(0.0..=1.0).contains(&contrast) {
                     return Err(format!(
-                        "color_jitter: contrast must be in [0, 1], got {contrast}"
+                        "color_jitter: contrast must be in [0, 1], got {}",
+                        short(contrast)
                     ));
                 }
                 check_probability("color_jitter", p)
@@ -163,11 +186,22 @@ impl Augmentation {
             Augmentation::Grayscale { p } => check_probability("grayscale", p),
             Augmentation::GaussianBlur { sigma, p } => {
                 check_range("gaussian_blur", "sigma", sigma, f64::MIN_POSITIVE)?;
+                if sigma[1] > MAX_BLUR_SIGMA {
+                    return Err(format!(
+                        "gaussian_blur: sigma must be at most {MAX_BLUR_SIGMA} pixels (a wider \
+                         blur flattens any image selfsup trains on, and its kernel of radius 3σ \
+                         would take hours), got [{}, {}]",
+                        sigma[0], sigma[1]
+                    ));
+                }
                 check_probability("gaussian_blur", p)
             }
             Augmentation::GaussianNoise { std, p } => {
-                if !(std.is_finite() && std >= 0.0) {
-                    return Err(format!("gaussian_noise: std must be >= 0, got {std}"));
+                if !(std.is_finite() && (0.0..=10.0).contains(&std)) {
+                    return Err(format!(
+                        "gaussian_noise: std must be in [0, 10] (pixels lie in [0, 1]), got {}",
+                        short(std)
+                    ));
                 }
                 check_probability("gaussian_noise", p)
             }
@@ -175,25 +209,38 @@ impl Augmentation {
                 check_range("random_erasing", "scale", scale, 0.0)?;
                 if scale[1] > 1.0 {
                     return Err(format!(
-                        "random_erasing: scale must be within [0, 1], got {scale:?}"
+                        "random_erasing: scale must be within [0, 1], got [{}, {}]",
+                        short(scale[0]),
+                        short(scale[1])
                     ));
                 }
                 check_range("random_erasing", "ratio", ratio, f64::MIN_POSITIVE)?;
+                if scale[0] >= 1.0 && p >= 1.0 {
+                    return Err(format!(
+                        "random_erasing: scale [{}, {}] with p = 1 erases every whole image; \
+                         lower the scale or p",
+                        scale[0], scale[1]
+                    ));
+                }
                 check_probability("random_erasing", p)
             }
             Augmentation::PatchMask { patch, ratio } => {
                 if patch == 0 {
                     return Err("patch_mask: patch must be > 0, got 0".to_string());
                 }
-                if !(0.0..=1.0).contains(&ratio) {
-                    return Err(format!("patch_mask: ratio must be in [0, 1], got {ratio}"));
+                if !(0.0..1.0).contains(&ratio) {
+                    return Err(format!(
+                        "patch_mask: ratio must be in [0, 1) (1 hides every patch), got {}",
+                        short(ratio)
+                    ));
                 }
                 Ok(())
             }
             Augmentation::Solarize { threshold, p } => {
                 if !(0.0..=1.0).contains(&threshold) {
                     return Err(format!(
-                        "solarize: threshold must be in [0, 1], got {threshold}"
+                        "solarize: threshold must be in [0, 1], got {}",
+                        short(threshold)
                     ));
                 }
                 check_probability("solarize", p)
@@ -201,6 +248,11 @@ impl Augmentation {
         }
     }
 }
+
+/// The largest output side of a resized crop.
+pub const MAX_SIDE: usize = 4096;
+/// The largest blur σ, in pixels.
+pub const MAX_BLUR_SIGMA: f64 = 100.0;
 
 /// A list of augmentations applied in order to a batch.
 #[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]

@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::UserError;
 
-/// Where training stood when a checkpoint was taken.
+/// Where training stood when a checkpoint was taken: enough to continue exactly, mid-epoch
+/// included.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Progress {
     /// Optimizer steps taken.
@@ -21,26 +22,93 @@ pub struct Progress {
     pub epoch: usize,
     /// Seconds of training so far (for throughput across resumes).
     pub train_seconds: f64,
+    /// Sum of the losses of the current epoch's steps so far.
+    #[serde(default)]
+    pub epoch_loss_sum: f64,
+    /// Online-probe hits over the current epoch's steps so far.
+    #[serde(default)]
+    pub epoch_probe_correct: i64,
+    /// Samples the online probe saw in the current epoch so far.
+    #[serde(default)]
+    pub epoch_probe_seen: usize,
+    /// Seconds spent in the current epoch so far.
+    #[serde(default)]
+    pub epoch_seconds: f64,
+    /// The online probe's accuracy over the last finished epoch (none before the first, or
+    /// without labels).
+    #[serde(default)]
+    pub online_probe_acc: Option<f64>,
+}
+
+impl Progress {
+    /// A run at step 0.
+    pub fn start() -> Progress {
+        Progress {
+            step: 0,
+            epoch: 0,
+            train_seconds: 0.0,
+            epoch_loss_sum: 0.0,
+            epoch_probe_correct: 0,
+            epoch_probe_seen: 0,
+            epoch_seconds: 0.0,
+            online_probe_acc: None,
+        }
+    }
+
+    /// Checks that this progress can belong to a run of `steps_per_epoch` steps per epoch.
+    ///
+    /// # Errors
+    ///
+    /// A step count outside the epoch it claims (an edited file, or a dataset that changed
+    /// size since the run started), naming `checkpoint`.
+    pub fn check(&self, steps_per_epoch: usize, checkpoint: &Path) -> Result<(), UserError> {
+        let first = self.epoch.checked_mul(steps_per_epoch);
+        let consistent = first.is_some_and(|first| {
+            (first..first.saturating_add(steps_per_epoch)).contains(&self.step)
+        }) && self.train_seconds.is_finite()
+            && self.train_seconds >= 0.0
+            && self.epoch_seconds.is_finite()
+            && self.epoch_loss_sum.is_finite()
+            && (0..=self.epoch_probe_seen as i64).contains(&self.epoch_probe_correct);
+        if consistent {
+            Ok(())
+        } else {
+            Err(UserError(format!(
+                "{}: step {} of epoch {} does not fit this run's {steps_per_epoch} steps per \
+                 epoch; the file was edited, or the dataset changed since the run started",
+                checkpoint.join(PROGRESS).display(),
+                self.step,
+                self.epoch + 1
+            )))
+        }
+    }
 }
 
 const MODEL: &str = "model.bpk";
 const OPTIMIZER: &str = "optimizer.bpk";
 const PROGRESS: &str = "progress.json";
+const MANIFEST: &str = "manifest.json";
 const LATEST: &str = "latest";
 
 fn io_error(path: &Path, e: impl std::fmt::Display) -> UserError {
     UserError(format!("{}: {e}", path.display()))
 }
 
-/// Writes `bytes` to `path` through a synced temporary file and a rename.
+/// Writes `bytes` to `path` through a synced temporary file and a rename; errors name `path`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), UserError> {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(".tmp");
     let tmp = path.with_file_name(name);
-    let mut file = File::create(&tmp).map_err(|e| io_error(&tmp, e))?;
-    file.write_all(bytes).map_err(|e| io_error(&tmp, e))?;
-    file.sync_all().map_err(|e| io_error(&tmp, e))?;
-    fs::rename(&tmp, path).map_err(|e| io_error(path, e))
+    let written = File::create(&tmp)
+        .and_then(|mut file| {
+            file.write_all(bytes)?;
+            file.sync_all()
+        })
+        .and_then(|()| fs::rename(&tmp, path));
+    written.map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        io_error(path, format!("cannot write: {e}"))
+    })
 }
 
 fn sync_file(path: &Path) -> Result<(), UserError> {
@@ -49,8 +117,61 @@ fn sync_file(path: &Path) -> Result<(), UserError> {
         .map_err(|e| io_error(path, e))
 }
 
+/// Size and CRC-32 of each file of a checkpoint, written last: a checkpoint whose files do
+/// not match it (torn, truncated or edited) is not used.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct Manifest {
+    files: Vec<FileSum>,
+}
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct FileSum {
+    name: String,
+    bytes: u64,
+    crc32: u32,
+}
+
+fn file_sum(dir: &Path, name: &str) -> Option<FileSum> {
+    let bytes = fs::read(dir.join(name)).ok()?;
+    Some(FileSum {
+        name: name.to_string(),
+        bytes: bytes.len() as u64,
+        crc32: crc32fast::hash(&bytes),
+    })
+}
+
+/// Whether `checkpoint` is complete and unaltered. A checkpoint from before manifests
+/// existed counts as intact when its three files are there and its progress parses.
+fn intact(checkpoint: &Path) -> bool {
+    let parses = || progress(checkpoint).is_ok();
+    match fs::read_to_string(checkpoint.join(MANIFEST)) {
+        Ok(text) => match serde_json::from_str::<Manifest>(&text) {
+            Ok(manifest) => {
+                manifest.files.len() == 3
+                    && manifest
+                        .files
+                        .iter()
+                        .all(|want| file_sum(checkpoint, &want.name).as_ref() == Some(want))
+                    && parses()
+            }
+            Err(_) => false,
+        },
+        Err(_) => {
+            [MODEL, OPTIMIZER]
+                .iter()
+                .all(|f| checkpoint.join(f).is_file())
+                && parses()
+        }
+    }
+}
+
+/// The step of a checkpoint folder named `step-NNNNNNNN`.
+fn step_of(name: &str) -> Option<usize> {
+    name.strip_prefix("step-")?.parse().ok()
+}
+
 /// Saves model, optimizer and progress as `<dir>/checkpoints/step-NNNNNNNN`, points `latest` at
-/// it and removes the older checkpoints.
+/// it and removes the checkpoints of earlier steps.
 pub fn save<M: Module>(
     dir: &Path,
     model: &M,
@@ -60,11 +181,12 @@ pub fn save<M: Module>(
     let root = dir.join("checkpoints");
     fs::create_dir_all(&root).map_err(|e| io_error(&root, e))?;
     let name = format!("step-{:08}", progress.step);
+    let done = root.join(&name);
     let tmp = root.join(format!(".{name}.tmp"));
     if tmp.exists() {
-        fs::remove_dir_all(&tmp).map_err(|e| io_error(&tmp, e))?;
+        fs::remove_dir_all(&tmp).map_err(|e| io_error(&done, e))?;
     }
-    fs::create_dir_all(&tmp).map_err(|e| io_error(&tmp, e))?;
+    fs::create_dir_all(&tmp).map_err(|e| io_error(&done, e))?;
     // A `RunningState` keeps this thread's newest update aside until it is synced, and a
     // record reads the value without syncing: `valid()` syncs every one (its copy is dropped),
     // so the checkpoint holds the running statistics the next forward would use.
@@ -72,15 +194,20 @@ pub fn save<M: Module>(
     model
         .clone()
         .save_file(tmp.join(MODEL))
-        .map_err(|e| io_error(&tmp.join(MODEL), e))?;
+        .map_err(|e| io_error(&done.join(MODEL), format!("cannot write: {e}")))?;
     optimizer
         .save(tmp.join(OPTIMIZER))
-        .map_err(|e| io_error(&tmp.join(OPTIMIZER), e))?;
+        .map_err(|e| io_error(&done.join(OPTIMIZER), format!("cannot write: {e}")))?;
     sync_file(&tmp.join(MODEL))?;
     sync_file(&tmp.join(OPTIMIZER))?;
     let progress_json = serde_json::to_string_pretty(progress).expect("progress serialises");
     write_atomic(&tmp.join(PROGRESS), progress_json.as_bytes())?;
-    let done = root.join(&name);
+    let files = [MODEL, OPTIMIZER, PROGRESS]
+        .iter()
+        .map(|f| file_sum(&tmp, f).ok_or_else(|| io_error(&done.join(f), "cannot read back")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let manifest = serde_json::to_string_pretty(&Manifest { files }).expect("serialises");
+    write_atomic(&tmp.join(MANIFEST), manifest.as_bytes())?;
     if done.exists() {
         fs::remove_dir_all(&done).map_err(|e| io_error(&done, e))?;
     }
@@ -92,36 +219,73 @@ pub fn save<M: Module>(
     {
         let file_name = entry.file_name();
         let file_name = file_name.to_string_lossy();
-        if file_name.starts_with("step-") && file_name != name {
+        let older = step_of(&file_name).is_some_and(|step| step < progress.step);
+        let stale = file_name.starts_with(".step-") && file_name.ends_with(".tmp");
+        if older || stale {
             let _ = fs::remove_dir_all(entry.path());
         }
     }
     Ok(done)
 }
 
-/// The checkpoint `latest` points at, if any.
+/// The checkpoint to continue from: the one `latest` names when it is intact, else the newest
+/// intact one (saying so on stderr); `None` when the run never wrote one.
+///
+/// # Errors
+///
+/// Checkpoints exist but none is intact: nothing is chosen, and nothing is deleted.
 pub fn latest(dir: &Path) -> Result<Option<PathBuf>, UserError> {
-    let pointer = dir.join("checkpoints").join(LATEST);
-    if !pointer.is_file() {
-        return Ok(None);
+    let root = dir.join("checkpoints");
+    let pointer = root.join(LATEST);
+    let named = fs::read_to_string(&pointer)
+        .ok()
+        .map(|name| name.trim().to_string())
+        .filter(|name| step_of(name).is_some());
+    if let Some(name) = &named
+        && intact(&root.join(name))
+    {
+        return Ok(Some(root.join(name)));
     }
-    let name = fs::read_to_string(&pointer).map_err(|e| io_error(&pointer, e))?;
-    let path = dir.join("checkpoints").join(name.trim());
-    if !path.join(PROGRESS).is_file() {
-        return Err(UserError(format!(
-            "{} points at {}, which is missing or incomplete; the run directory was altered",
+    let mut steps: Vec<(usize, PathBuf)> = fs::read_dir(&root)
+        .map(|list| {
+            list.flatten()
+                .filter_map(|e| {
+                    let step = step_of(&e.file_name().to_string_lossy())?;
+                    Some((step, e.path()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    steps.sort_by_key(|(step, _)| std::cmp::Reverse(*step));
+    let why = match &named {
+        Some(name) => format!("names {name}, which is damaged or incomplete"),
+        None if pointer.exists() => "is damaged".to_string(),
+        None => "is missing".to_string(),
+    };
+    if let Some((_, path)) = steps.iter().find(|(_, path)| intact(path)) {
+        eprintln!(
+            "warning: {} {why}; using {}, the newest intact checkpoint",
             pointer.display(),
             path.display()
-        )));
+        );
+        return Ok(Some(path.clone()));
     }
-    Ok(Some(path))
+    if steps.is_empty() && !pointer.exists() {
+        return Ok(None);
+    }
+    Err(UserError(format!(
+        "{}: no intact checkpoint (latest {why}, and {} checkpoint folders fail their \
+         checksums); the run cannot continue: start a new run with another --out",
+        root.display(),
+        steps.len()
+    )))
 }
 
 /// Reads a checkpoint's progress.
 pub fn progress(checkpoint: &Path) -> Result<Progress, UserError> {
     let path = checkpoint.join(PROGRESS);
     let text = fs::read_to_string(&path).map_err(|e| io_error(&path, e))?;
-    serde_json::from_str(&text).map_err(|e| io_error(&path, e))
+    serde_json::from_str(&text).map_err(|e| io_error(&path, format!("not a progress file: {e}")))
 }
 
 /// Keeps the model of the epoch-end checkpoint `checkpoint` as `<dir>/checkpoints/epoch-NNNN.bpk`
@@ -129,10 +293,9 @@ pub fn progress(checkpoint: &Path) -> Result<Progress, UserError> {
 /// (`selfsup eval --select`). Older checkpoints are pruned; these are not.
 pub fn keep_epoch_model(dir: &Path, checkpoint: &Path, epoch: usize) -> Result<PathBuf, UserError> {
     let path = epoch_model(dir, epoch);
-    let tmp = path.with_extension("bpk.tmp");
-    fs::copy(checkpoint.join(MODEL), &tmp).map_err(|e| io_error(&path, e))?;
-    sync_file(&tmp)?;
-    fs::rename(&tmp, &path).map_err(|e| io_error(&path, e))?;
+    let bytes =
+        fs::read(checkpoint.join(MODEL)).map_err(|e| io_error(&checkpoint.join(MODEL), e))?;
+    write_atomic(&path, &bytes)?;
     Ok(path)
 }
 
@@ -149,12 +312,9 @@ pub fn load_model<M: Module>(checkpoint: &Path, model: M) -> Result<M, UserError
 
 /// Loads weights from a model file (a checkpoint's or a kept epoch's) into `model`.
 pub fn load_model_file<M: Module>(path: &Path, model: M) -> Result<M, UserError> {
-    model.try_load_file(path).map_err(|e| {
-        io_error(
-            path,
-            format!("{e:?}; was this checkpoint written with another config?"),
-        )
-    })
+    model
+        .try_load_file(path)
+        .map_err(|e| io_error(path, load_failure(&e.to_string())))
 }
 
 /// Loads a checkpoint's optimizer state.
@@ -165,5 +325,116 @@ pub fn load_optimizer(
     let path = checkpoint.join(OPTIMIZER);
     optimizer
         .load(&path)
-        .map_err(|e| io_error(&path, format!("{e:?}")))
+        .map_err(|e| io_error(&path, load_failure(&e.to_string())))
+}
+
+/// Why a record did not load, with the likely cause: a file that does not decode is damaged;
+/// one that decodes but does not fit was written for other networks.
+fn load_failure(detail: &str) -> String {
+    let detail = detail.replace('\n', " ");
+    let detail: String = detail.chars().take(200).collect();
+    let lower = detail.to_lowercase();
+    if ["missing", "shape", "mismatch", "not found"]
+        .iter()
+        .any(|w| lower.contains(w))
+    {
+        format!(
+            "does not fit the networks of this run's config.toml ({detail}); was it written by \
+             another run?"
+        )
+    } else {
+        format!("cannot be read ({detail}); the file is damaged or truncated")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use selfsup_eval::OnlineProbe;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "selfsup-checkpoint-fuzz-{name}-{}",
+            std::process::id()
+        ));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 96,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn any_run_directory_gives_a_checkpoint_or_one_error(
+            pointer in prop::option::of("\\PC{0,20}"),
+            folders in prop::collection::vec(
+                (0usize..60, prop::collection::vec(any::<u8>(), 0..40), "\\PC{0,60}", any::<bool>()),
+                0..4,
+            ),
+        ) {
+            let dir = scratch("latest");
+            let root = dir.join("checkpoints");
+            fs::create_dir_all(&root).unwrap();
+            if let Some(pointer) = &pointer {
+                fs::write(root.join(LATEST), pointer).unwrap();
+            }
+            for (step, model, progress_text, manifest) in &folders {
+                let folder = root.join(format!("step-{step:08}"));
+                fs::create_dir_all(&folder).unwrap();
+                fs::write(folder.join(MODEL), model).unwrap();
+                fs::write(folder.join(OPTIMIZER), model).unwrap();
+                fs::write(folder.join(PROGRESS), progress_text).unwrap();
+                if *manifest {
+                    fs::write(folder.join(MANIFEST), progress_text).unwrap();
+                }
+            }
+            match latest(&dir) {
+                Ok(Some(found)) => {
+                    let progress = progress(&found);
+                    prop_assert!(progress.is_ok());
+                    let _ = progress.unwrap().check(18, &found);
+                }
+                Ok(None) => prop_assert!(folders.is_empty() && pointer.is_none()),
+                Err(e) => prop_assert!(!e.0.contains('\n'), "{}", e.0),
+            }
+            let _ = fs::remove_dir_all(&dir);
+        }
+
+        #[test]
+        fn any_model_file_loads_or_fails_with_one_line(
+            bytes in prop::collection::vec(any::<u8>(), 0..300),
+            keep_header in any::<bool>(),
+        ) {
+            let dir = scratch("model");
+            let device = selfsup_backend::test_device();
+            let probe = OnlineProbe::new(4, 3, &device);
+            let valid = dir.join("valid.bpk");
+            probe.clone().save_file(&valid).unwrap();
+            // Random bytes, or a real file with its tail replaced.
+            let content = if keep_header {
+                let mut real = fs::read(&valid).unwrap();
+                real.truncate(real.len().min(bytes.len()));
+                real.extend(&bytes);
+                real
+            } else {
+                bytes
+            };
+            let path = dir.join("model.bpk");
+            fs::write(&path, content).unwrap();
+            let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                load_model_file(&path, probe)
+            }));
+            prop_assert!(loaded.is_ok(), "loading a damaged file panicked");
+            if let Err(e) = loaded.unwrap() {
+                prop_assert!(e.0.contains("model.bpk") && !e.0.contains('\n'), "{}", e.0);
+            }
+            let _ = fs::remove_dir_all(&dir);
+        }
+    }
 }

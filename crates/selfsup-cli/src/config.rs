@@ -66,6 +66,54 @@ pub const MININGS: [&str; 4] = ["all", "hard", "semi-hard", "batch-hard"];
 /// Encoders `pretrain --encoder` accepts.
 pub const ENCODERS: [&str; 3] = ["convnet-s", "resnet18", "mlp"];
 
+/// Where a run's settings came from, so that a message names the flag the user typed or the
+/// key of the file that set a value, never a flag that was not given.
+#[derive(Clone, Debug, Default)]
+pub struct Origin {
+    /// Flags given on the command line (`weight-decay`, not `weight_decay`).
+    pub flags: Vec<&'static str>,
+    /// The TOML file the other values came from (`--config`, or a run's config.toml).
+    pub file: Option<std::path::PathBuf>,
+    /// The keys `file` sets (`None`: every key, as in a run's config.toml).
+    pub file_keys: Option<Vec<String>>,
+}
+
+impl Origin {
+    /// How to name setting `key` (snake_case) in a message.
+    pub fn name(&self, key: &str) -> String {
+        let flag = key.replace('_', "-");
+        if self.flags.iter().any(|f| *f == flag) {
+            format!("--{flag}")
+        } else if let Some(file) = self.file.as_ref().filter(|_| {
+            self.file_keys
+                .as_ref()
+                .is_none_or(|keys| keys.iter().any(|k| k == key))
+        }) {
+            format!("{key} in {}", file.display())
+        } else {
+            format!("{key} (the recipe's; set it in a --config file)")
+        }
+    }
+
+    /// A setting quoted as context in a message about another: `--batch 128` when that
+    /// flag was given, else `batch = 128`.
+    pub fn setting(&self, key: &str, value: impl std::fmt::Display) -> String {
+        let flag = key.replace('_', "-");
+        if self.flags.iter().any(|f| *f == flag) {
+            format!("--{flag} {value}")
+        } else {
+            format!("{key} = {value}")
+        }
+    }
+
+    /// The file the settings came from, for messages about its `[[views]]`.
+    pub fn file_name(&self) -> String {
+        self.file
+            .as_ref()
+            .map_or_else(|| "config".to_string(), |f| f.display().to_string())
+    }
+}
+
 /// Everything that defines a run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -200,12 +248,15 @@ impl RunConfig {
 
     /// The settings of a new run: the defaults, then the recipe of the method (`method`
     /// when given, else the one the file names, else SimCLR), then the `--config` file.
-    /// Flags are applied on top by the caller.
+    /// Flags are applied on top by the caller. The [`Origin`] names the file and its keys.
     ///
     /// # Errors
     ///
     /// An unknown method, or an unreadable or bad file (named).
-    pub fn for_new_run(method: Option<&str>, file: Option<&Path>) -> Result<RunConfig, UserError> {
+    pub fn for_new_run(
+        method: Option<&str>,
+        file: Option<&Path>,
+    ) -> Result<(RunConfig, Origin), UserError> {
         let user = match file {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|e| {
@@ -222,10 +273,16 @@ impl RunConfig {
             .as_ref()
             .and_then(|(_, t)| t.get("method"))
             .and_then(|m| m.as_str());
+        let where_from = match (method, &user) {
+            (None, Some((path, _))) if from_file.is_some() => {
+                format!(" (method in {})", path.display())
+            }
+            _ => String::new(),
+        };
         let method = method.or(from_file).unwrap_or("simclr");
         let recipe = recipe(method).ok_or_else(|| {
             UserError(format!(
-                "unknown method '{method}'; choose one of {}",
+                "unknown method '{method}'{where_from}; choose one of {}",
                 METHODS.join(", ")
             ))
         })?;
@@ -239,71 +296,112 @@ impl RunConfig {
             table.extend(user.clone());
         }
         table.insert("method".into(), method.into());
+        let origin = Origin {
+            flags: Vec::new(),
+            file: user.as_ref().map(|(path, _)| path.to_path_buf()),
+            file_keys: user.as_ref().map(|(_, t)| t.keys().cloned().collect()),
+        };
         let config: RunConfig = toml::Value::Table(table)
             .try_into()
             .map_err(|e| UserError(format!("{}: {}", named("recipe"), one_line(&e))))?;
-        Ok(config)
+        Ok((config, origin))
     }
 
-    /// Checks every value, so that a run fails before it starts.
+    /// Checks every value on its own and against the others, so that a run fails before it
+    /// starts; `origin` says where values came from, so that messages name what the user set.
+    /// What needs the data (view sizes, the kNN bank, memory) is checked by [`crate::plan`].
     ///
     /// # Errors
     ///
     /// The first bad value, named with its fix.
-    pub fn validate(&self) -> Result<(), UserError> {
+    pub fn validate(&self, origin: &Origin) -> Result<(), UserError> {
+        use crate::short;
+        let at = |key: &str| origin.name(key);
         let bad = |message: String| Err(UserError(message));
         if !METHODS.contains(&self.method.as_str()) {
             return bad(format!(
-                "unknown method '{}'; choose one of {}",
+                "unknown method '{}' ({}); choose one of {}",
                 self.method,
+                at("method"),
                 METHODS.join(", ")
             ));
         }
         if !ENCODERS.contains(&self.encoder.as_str()) {
             return bad(format!(
-                "unknown encoder '{}'; choose one of {}",
+                "unknown encoder '{}' ({}); choose one of {}",
                 self.encoder,
+                at("encoder"),
                 ENCODERS.join(", ")
             ));
         }
-        for (name, value) in [
-            ("epochs", self.epochs),
-            ("batch", self.batch),
-            ("hidden-dim", self.hidden_dim),
-            ("projection-dim", self.projection_dim),
-            ("probe-epochs", self.probe_epochs),
-            ("knn-k", self.knn_k),
+        // Upper bounds keep a typo from asking for terabytes or centuries; they are far
+        // beyond what a run on one machine uses.
+        for (key, value, most) in [
+            ("epochs", self.epochs, 100_000),
+            ("batch", self.batch, 1 << 20),
+            ("hidden_dim", self.hidden_dim, 1 << 16),
+            ("projection_dim", self.projection_dim, 1 << 16),
+            ("predictor_hidden_dim", self.predictor_hidden_dim, 1 << 16),
+            ("dino_output_dim", self.dino_output_dim, 1 << 17),
+            ("queue_size", self.queue_size, 1 << 20),
+            ("probe_epochs", self.probe_epochs, 100_000),
+            ("knn_k", self.knn_k, 10_000),
+            ("mask_patch", self.mask_patch, 4096),
         ] {
             if value == 0 {
-                return bad(format!("--{name} must be at least 1, got 0"));
+                return bad(format!("{} must be at least 1, got 0", at(key)));
             }
+            if value > most {
+                return bad(format!("{} must be at most {most}, got {value}", at(key)));
+            }
+        }
+        if self.local_crops > 64 {
+            return bad(format!(
+                "{} must be at most 64, got {}",
+                at("local_crops"),
+                self.local_crops
+            ));
         }
         if self.batch < 2 {
             return bad(format!(
-                "--batch must be at least 2 (the losses compare samples), got {}",
+                "{} must be at least 2 (the losses compare samples), got {}",
+                at("batch"),
                 self.batch
             ));
         }
         if self.limit == Some(0) {
-            return bad("--limit must be at least 1, got 0".into());
+            return bad(format!("{} must be at least 1, got 0", at("limit")));
         }
-        for (name, value) in [("lr", self.lr), ("temperature", self.temperature)] {
+        for (key, value) in [("lr", self.lr), ("temperature", self.temperature)] {
             if !(value.is_finite() && value > 0.0) {
-                return bad(format!("--{name} must be a positive number, got {value}"));
+                return bad(format!(
+                    "{} must be a positive number, got {}",
+                    at(key),
+                    short(value)
+                ));
             }
         }
-        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+        if self.temperature > 100.0 {
             return bad(format!(
-                "--weight-decay must be >= 0, got {}",
-                self.weight_decay
+                "{} must be at most 100 (the contrastive losses flatten to a constant), got {}",
+                at("temperature"),
+                short(self.temperature)
             ));
         }
-        let choice = |name: &str, value: &str, allowed: &[&str]| {
+        if !(self.weight_decay.is_finite() && (0.0..=1.0).contains(&self.weight_decay)) {
+            return bad(format!(
+                "{} must be in [0, 1], got {}",
+                at("weight_decay"),
+                short(self.weight_decay)
+            ));
+        }
+        let choice = |key: &str, value: &str, allowed: &[&str]| {
             if allowed.contains(&value) {
                 Ok(())
             } else {
                 bad(format!(
-                    "unknown {name} '{value}'; choose one of {}",
+                    "unknown {key} '{value}' ({}); choose one of {}",
+                    at(key),
                     allowed.join(", ")
                 ))
             }
@@ -313,71 +411,115 @@ impl RunConfig {
         choice("mining", &self.mining, &MININGS)?;
         if self.lr > 1.0 {
             return bad(format!(
-                "--lr must be at most 1 (Adam and AdamW), got {}",
-                self.lr
+                "{} must be at most 1 (Adam and AdamW), got {}",
+                at("lr"),
+                short(self.lr)
             ));
         }
         if !(self.min_lr.is_finite() && (0.0..=self.lr).contains(&self.min_lr)) {
             return bad(format!(
-                "min_lr must be in [0, lr = {}], got {}",
-                self.lr, self.min_lr
+                "{} must be in [0, {}], got {}",
+                at("min_lr"),
+                origin.setting("lr", short(self.lr)),
+                short(self.min_lr)
             ));
         }
         if !(self.warmup_epochs.is_finite() && self.warmup_epochs >= 0.0) {
             return bad(format!(
-                "warmup_epochs must be >= 0, got {}",
-                self.warmup_epochs
+                "{} must be >= 0, got {}",
+                at("warmup_epochs"),
+                short(self.warmup_epochs)
             ));
         }
         if self.warmup_epochs >= self.epochs as f64 && self.warmup_epochs > 0.0 {
             return bad(format!(
-                "warmup_epochs ({}) must be shorter than the run (--epochs {})",
-                self.warmup_epochs, self.epochs
+                "{} ({}) must be shorter than the run ({})",
+                at("warmup_epochs"),
+                short(self.warmup_epochs),
+                origin.setting("epochs", self.epochs)
             ));
         }
-        for (name, value) in [("clip_grad", self.clip_grad), ("noise_std", self.noise_std)] {
+        for (key, value) in [("clip_grad", self.clip_grad), ("noise_std", self.noise_std)] {
             if !(value.is_finite() && value >= 0.0) {
-                return bad(format!("{name} must be >= 0, got {value}"));
+                return bad(format!("{} must be >= 0, got {}", at(key), short(value)));
             }
         }
-        if !(self.momentum.is_finite() && (0.0..=1.0).contains(&self.momentum)) {
-            return bad(format!("momentum must be in [0, 1], got {}", self.momentum));
+        if self.noise_std > 10.0 {
+            return bad(format!(
+                "{} must be at most 10 (pixels lie in [0, 1]), got {}",
+                at("noise_std"),
+                short(self.noise_std)
+            ));
         }
-        for (name, value) in [
+        if !(self.momentum.is_finite() && (0.0..=1.0).contains(&self.momentum)) {
+            return bad(format!(
+                "{} must be in [0, 1], got {}",
+                at("momentum"),
+                short(self.momentum)
+            ));
+        }
+        for (key, value) in [
             ("margin", self.margin),
             ("barlow_lambda", self.barlow_lambda),
         ] {
-            if !(value.is_finite() && value > 0.0) {
-                return bad(format!("{name} must be a positive number, got {value}"));
+            if !(value.is_finite() && value > 0.0 && value <= 1e3) {
+                return bad(format!(
+                    "{} must be a positive number up to 1000, got {}",
+                    at(key),
+                    short(value)
+                ));
             }
         }
         if !(self.mask_ratio > 0.0 && self.mask_ratio < 1.0) {
             return bad(format!(
-                "mask_ratio must be in (0, 1), got {}",
-                self.mask_ratio
+                "{} must be in (0, 1) (1 would hide every patch), got {}",
+                at("mask_ratio"),
+                short(self.mask_ratio)
             ));
-        }
-        for (name, value) in [
-            ("predictor_hidden_dim", self.predictor_hidden_dim),
-            ("queue_size", self.queue_size),
-            ("dino_output_dim", self.dino_output_dim),
-            ("mask_patch", self.mask_patch),
-        ] {
-            if value == 0 {
-                return bad(format!("{name} must be at least 1, got 0"));
-            }
         }
         if self.method == "moco" && self.queue_size < self.batch {
             return bad(format!(
-                "queue_size ({}) must hold at least one batch (--batch {}) of MoCo's keys",
-                self.queue_size, self.batch
+                "{} ({}) must hold at least one batch ({}) of MoCo's keys",
+                at("queue_size"),
+                self.queue_size,
+                origin.setting("batch", self.batch)
             ));
         }
         for (i, view) in self.views.iter().enumerate() {
             view.validate()
-                .map_err(|e| UserError(format!("views[{i}]: {e}")))?;
+                .map_err(|e| UserError(format!("{}: views[{i}]: {e}", origin.file_name())))?;
         }
         Ok(())
+    }
+
+    /// Warnings about settings that are allowed but probably not meant.
+    pub fn warnings(&self, origin: &Origin) -> Vec<String> {
+        use crate::short;
+        let at = |key: &str| origin.name(key);
+        let mut out = Vec::new();
+        if self.lr > 0.1 {
+            out.push(format!(
+                "{} = {} is high for Adam/AdamW (recipes use 1e-4 to 5e-3); expect divergence",
+                at("lr"),
+                short(self.lr)
+            ));
+        }
+        if self.lr < 1e-7 {
+            out.push(format!(
+                "{} = {} is so low that the networks will barely move",
+                at("lr"),
+                short(self.lr)
+            ));
+        }
+        let contrastive = ["simclr", "moco", "moco-v3", "supcon"].contains(&self.method.as_str());
+        if contrastive && !(0.01..=10.0).contains(&self.temperature) {
+            out.push(format!(
+                "{} = {} is outside the usual 0.05–1 for contrastive losses",
+                at("temperature"),
+                short(self.temperature)
+            ));
+        }
+        out
     }
 
     /// The view pipelines: the configured ones, or the method's preset for these samples
@@ -427,4 +569,93 @@ pub fn preset_pair(samples: &Samples) -> Vec<Pipeline> {
 /// A TOML error on one line.
 fn one_line(e: &impl std::fmt::Display) -> String {
     e.to_string().replace('\n', " ").trim().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Keys of the config with values of every TOML type, valid or not.
+    fn entry() -> impl Strategy<Value = String> {
+        let keys = prop::sample::select(vec![
+            "method",
+            "encoder",
+            "batch",
+            "epochs",
+            "lr",
+            "temperature",
+            "hidden_dim",
+            "queue_size",
+            "mask_ratio",
+            "mask_patch",
+            "warmup_epochs",
+            "momentum",
+            "knn_k",
+            "limit",
+            "views",
+            "no_such_key",
+        ]);
+        let values = prop::sample::select(vec![
+            "0",
+            "-1",
+            "1",
+            "128",
+            "1e300",
+            "-0.0",
+            "nan",
+            "inf",
+            "18446744073709551615",
+            "99999999999999999999999",
+            "\"simclr\"",
+            "\"\"",
+            "true",
+            "[1, 2]",
+            "[{ steps = [{ op = \"resized_crop\", size = [0, 9], scale = [2, 1], ratio = [1, 1] }] }]",
+            "[{ steps = [{ op = \"gaussian_blur\", sigma = [1e9, 1e9], p = 1 }] }]",
+            "{ a = 1 }",
+        ]);
+        (keys, values).prop_map(|(k, v)| format!("{k} = {v}"))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 256,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn any_config_text_is_read_and_checked_without_a_panic(text in "\\PC{0,80}") {
+            let dir = std::env::temp_dir().join(format!("selfsup-config-fuzz-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let path = dir.join("any.toml");
+            std::fs::write(&path, &text).unwrap();
+            match RunConfig::for_new_run(None, Some(&path)) {
+                Ok((config, origin)) => {
+                    let _ = config.validate(&origin);
+                }
+                Err(e) => prop_assert!(e.0.contains("any.toml") && !e.0.contains('\n'), "{}", e.0),
+            }
+        }
+
+        #[test]
+        fn any_config_values_are_read_and_checked_without_a_panic(
+            entries in prop::collection::vec(entry(), 0..6),
+        ) {
+            let dir = std::env::temp_dir().join(format!("selfsup-config-values-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let path = dir.join("values.toml");
+            std::fs::write(&path, entries.join("\n")).unwrap();
+            match RunConfig::for_new_run(None, Some(&path)) {
+                Ok((config, origin)) => {
+                    if let Err(e) = config.validate(&origin) {
+                        prop_assert!(!e.0.contains('\n'), "{}", e.0);
+                        prop_assert!(e.0.len() < 400, "{}", e.0);
+                    }
+                }
+                Err(e) => prop_assert!(e.0.contains("values.toml"), "{}", e.0),
+            }
+        }
+    }
 }

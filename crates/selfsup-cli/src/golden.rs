@@ -50,7 +50,7 @@ pub fn run(args: GoldenArgs) -> Result<ExitCode, UserError> {
         let tolerance = Tolerance::for_backend(backend);
         for case in &file.cases {
             let name = &case.name;
-            match evaluate(case, &dev) {
+            match crate::quietly(|| evaluate(case, &dev)) {
                 Ok(checks) => {
                     let cmp = compare(&checks, tolerance);
                     let verdict = if cmp.passed {

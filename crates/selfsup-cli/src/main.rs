@@ -5,10 +5,12 @@ mod config;
 mod golden;
 mod info;
 mod npy;
+mod plan;
 mod plot;
 mod pretrain;
 mod report;
 mod run;
+mod rundir;
 mod samples;
 mod schedule;
 
@@ -103,7 +105,45 @@ pub fn parse_backends(list: &str) -> Result<Vec<Backend>, UserError> {
     Ok(out)
 }
 
+pub use selfsup_data::short;
+
+thread_local! {
+    static QUIET_PANICS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with panics kept off stderr (for code that catches and reports them itself).
+pub fn quietly<T>(f: impl FnOnce() -> T) -> T {
+    QUIET_PANICS.with(|q| q.set(true));
+    let out = f();
+    QUIET_PANICS.with(|q| q.set(false));
+    out
+}
+
+/// A panic is a bug in selfsup, never the user's mistake: one line naming it, no backtrace.
+fn report_panics_as_bugs() {
+    std::panic::set_hook(Box::new(|info| {
+        if QUIET_PANICS.with(|q| q.get()) {
+            return;
+        }
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("(no message)");
+        let place = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!(
+            "error: internal error ({message}{place}); this is a bug in selfsup: please report \
+             it with the command that led here"
+        );
+    }));
+}
+
 fn main() -> ExitCode {
+    report_panics_as_bugs();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Info(args) => info::run(args),

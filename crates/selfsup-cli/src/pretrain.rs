@@ -13,9 +13,11 @@ use selfsup_methods::Method;
 
 use crate::UserError;
 use crate::checkpoint;
-use crate::config::RunConfig;
+use crate::config::{Origin, RunConfig};
+use crate::plan;
 use crate::report::{self, Summary};
 use crate::run::{self, Data, Job, PretrainJob, Pretraining};
+use crate::rundir;
 
 /// Flags of `selfsup pretrain`; each overrides the `--config` file, which overrides the defaults.
 #[derive(Args, Debug, Default)]
@@ -35,34 +37,34 @@ pub struct PretrainArgs {
     #[arg(long)]
     dataset: Option<String>,
     /// Use only the first N training samples
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     limit: Option<usize>,
     /// flex, ndarray, wgpu, vulkan, tch or cuda [default: $SELFSUP_BACKEND, else flex]
     #[arg(long)]
     backend: Option<String>,
     /// Passes over the training images [default: 4]
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     epochs: Option<usize>,
     /// Images per step [default: 128]
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     batch: Option<usize>,
     /// Peak learning rate [default: the recipe's]
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     lr: Option<f64>,
     /// Weight decay [default: the recipe's]
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     weight_decay: Option<f64>,
     /// Contrastive temperature [default: the recipe's]
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     temperature: Option<f64>,
     /// Seed of initialisation, shuffling and augmentations [default: 0]
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     seed: Option<u64>,
     /// Also checkpoint every N steps (0: at the end of each epoch only) [default: 0]
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     checkpoint_every: Option<usize>,
     /// Epochs of the final linear probe [default: 30]
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     probe_epochs: Option<usize>,
     /// TOML file with any of the settings above (snake_case keys), `views` and the recipe's
     /// other keys (optimizer, lr_schedule, warmup_epochs, hidden_dim, momentum, …)
@@ -116,8 +118,9 @@ fn backend_device(name: &str) -> Result<(Backend, Device), UserError> {
     Ok((backend, selfsup_backend::device(backend)))
 }
 
-/// Reads a run directory's config.
-fn run_config(dir: &Path) -> Result<RunConfig, UserError> {
+/// Reads a run directory's config and checks it as a saved run: every value named as a key
+/// of that file.
+fn run_config(dir: &Path) -> Result<(RunConfig, Origin), UserError> {
     let path = dir.join("config.toml");
     if !path.is_file() {
         return Err(UserError(format!(
@@ -125,21 +128,45 @@ fn run_config(dir: &Path) -> Result<RunConfig, UserError> {
             dir.display()
         )));
     }
-    RunConfig::load(&path)
+    let config = RunConfig::load(&path)?;
+    let origin = Origin {
+        flags: Vec::new(),
+        file: Some(path),
+        file_keys: None,
+    };
+    config.validate(&origin)?;
+    Ok((config, origin))
+}
+
+/// A dataset given as a path is stored as an absolute one, so that `eval` and `--resume`
+/// find it from any working directory; names (fashion-mnist-10k, …) stay names.
+fn resolve_dataset(config: &mut RunConfig) {
+    let named = selfsup_data::sources::NAMED.contains(&config.dataset.as_str());
+    if !named && let Ok(path) = std::fs::canonicalize(&config.dataset) {
+        config.dataset = path.to_string_lossy().into_owned();
+    }
 }
 
 /// `selfsup pretrain`.
 pub fn pretrain(args: PretrainArgs) -> Result<ExitCode, UserError> {
     let started = Instant::now();
-    let (config, dir) = if args.resume {
+    let (config, origin, dir, lock) = if args.resume {
         let dir = args.out.clone().ok_or_else(|| {
             UserError("--resume needs --out DIR naming the run to continue".into())
         })?;
-        let mut config = run_config(&dir)?;
+        if args.config.is_some() {
+            return Err(UserError(
+                "--config cannot be combined with --resume; the run keeps its config.toml".into(),
+            ));
+        }
+        let (mut config, mut origin) = run_config(&dir)?;
+        let lock = rundir::lock(&dir)?;
         let saved = config.clone();
-        let given = args.apply(&mut config);
+        origin.flags = args.apply(&mut config);
+        resolve_dataset(&mut config);
         let kept = |name: &&&str| !["epochs", "backend"].contains(*name);
-        if let Some(changed) = given
+        if let Some(changed) = origin
+            .flags
             .iter()
             .filter(kept)
             .find(|name| config_field_differs(&saved, &config, name))
@@ -150,20 +177,16 @@ pub fn pretrain(args: PretrainArgs) -> Result<ExitCode, UserError> {
                 dir.display()
             )));
         }
-        if args.config.is_some() {
-            return Err(UserError(
-                "--config cannot be combined with --resume; the run keeps its config.toml".into(),
-            ));
-        }
-        (config, dir)
+        (config, origin, dir, Some(lock))
     } else {
-        let mut config = RunConfig::for_new_run(args.method.as_deref(), args.config.as_deref())?;
+        let (mut config, mut origin) =
+            RunConfig::for_new_run(args.method.as_deref(), args.config.as_deref())?;
         if args.backend.is_none() && args.config.is_none() {
             config.backend = Backend::from_env()
                 .map_err(|e| UserError(e.to_string()))?
                 .to_string();
         }
-        args.apply(&mut config);
+        origin.flags = args.apply(&mut config);
         if args.encoder.is_none()
             && config.encoder == RunConfig::default().encoder
             && crate::samples::is_csv(&config.dataset)
@@ -171,16 +194,28 @@ pub fn pretrain(args: PretrainArgs) -> Result<ExitCode, UserError> {
             // Table rows are 1 × 1 × D: the MLP is the only encoder for them.
             config.encoder = "mlp".into();
         }
+        resolve_dataset(&mut config);
         let dir = run::run_dir(args.out.clone(), &config);
-        if dir.join("config.toml").exists() {
-            return Err(UserError(format!(
+        // Checked before the lock (which creates the folder), and again under it.
+        let refuse = |state: rundir::State| match state {
+            rundir::State::Free
+            | rundir::State::Run {
+                checkpointed: false,
+            } => Ok(()),
+            rundir::State::Run { checkpointed: true } => Err(UserError(format!(
                 "{} already holds a run; continue it with --resume, or choose another --out",
                 dir.display()
-            )));
-        }
-        (config, dir)
+            ))),
+            rundir::State::Foreign { example } => Err(UserError(format!(
+                "--out {} holds files that are not a selfsup run (such as '{example}'); \
+                 choose a new or empty folder",
+                dir.display()
+            ))),
+        };
+        refuse(rundir::inspect(&dir)?)?;
+        (config, origin, dir, None)
     };
-    config.validate()?;
+    config.validate(&origin)?;
     let (backend, device) = backend_device(&config.backend)?;
     let data = Data::load(&config)?;
     if config.needs_labels() && !data.labelled() {
@@ -196,9 +231,56 @@ pub fn pretrain(args: PretrainArgs) -> Result<ExitCode, UserError> {
             }
         )));
     }
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| UserError(format!("cannot create {}: {e}", dir.display())))?;
-    checkpoint::write_atomic(&dir.join("config.toml"), config.to_toml().as_bytes())?;
+    for warning in plan::check(&config, &data, &origin)? {
+        eprintln!("warning: {warning}");
+    }
+    let lock = match lock {
+        Some(lock) => lock,
+        None => {
+            // Taken only now, so that a refused start leaves no folder; the folder is looked
+            // at again under the lock, in case another process started a run there meanwhile.
+            let lock = rundir::lock(&dir)?;
+            match rundir::inspect(&dir)? {
+                rundir::State::Free
+                | rundir::State::Run {
+                    checkpointed: false,
+                } => lock,
+                _ => {
+                    return Err(UserError(format!(
+                        "another process started a run in {} meanwhile; choose another --out",
+                        dir.display()
+                    )));
+                }
+            }
+        }
+    };
+    if !args.resume {
+        // A run that never reached a checkpoint is started afresh: its own files are
+        // replaced, nobody else's.
+        let checkpoints = dir.join("checkpoints");
+        if checkpoints.is_dir() {
+            std::fs::remove_dir_all(&checkpoints)
+                .map_err(|e| UserError(format!("cannot clear {}: {e}", checkpoints.display())))?;
+        }
+        rundir::mark(&dir)?;
+        checkpoint::write_atomic(&dir.join("config.toml"), config.to_toml().as_bytes())?;
+    }
+    // Where a resumed run continues from, checked before any work.
+    let resume_from = if args.resume {
+        let found = checkpoint::latest(&dir)?;
+        match &found {
+            Some(found) => {
+                checkpoint::progress(found)?.check(data.steps_per_epoch(&config), found)?;
+            }
+            None => eprintln!(
+                "{} has no checkpoint yet: starting it from step 0",
+                dir.display()
+            ),
+        }
+        found
+    } else {
+        None
+    };
     eprintln!(
         "pretraining {} + {} on {} ({} training samples, {} steps per epoch) with {backend}; run directory {}",
         config.method,
@@ -213,7 +295,7 @@ pub fn pretrain(args: PretrainArgs) -> Result<ExitCode, UserError> {
         config: &config,
         data: &data,
         dir: &dir,
-        resume: args.resume,
+        resume_from,
         device: &device,
     };
     let trained = run::with_networks(&config, &data, &autodiff, job)?;
@@ -270,6 +352,7 @@ pub fn pretrain(args: PretrainArgs) -> Result<ExitCode, UserError> {
     for picture in pictures {
         println!("    {}", picture.display());
     }
+    drop(lock);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -361,7 +444,7 @@ fn open_run(
     run: &Path,
     backend: Option<&str>,
 ) -> Result<(RunConfig, PathBuf, Data, Device), UserError> {
-    let mut config = run_config(run)?;
+    let (mut config, _) = run_config(run)?;
     if let Some(backend) = backend {
         config.backend = backend.to_string();
     }
@@ -489,13 +572,15 @@ fn select_label_free(run: &Path) -> Result<PathBuf, UserError> {
     let file = checkpoint::epoch_model(run, row.epoch);
     if !file.is_file() {
         return Err(UserError(format!(
-            "{} is missing: the run kept no model of epoch {} (runs from before selfsup kept              one per epoch cannot be chosen among); use --select latest",
+            "{} is missing: the run kept no model of epoch {} (runs from before selfsup kept \
+             one per epoch cannot be chosen among); use --select latest",
             file.display(),
             row.epoch
         )));
     }
     println!(
-        "label-free selection over {} epochs (highest RankMe, collapsed epochs excluded):          epoch {}, RankMe {:.2}",
+        "label-free selection over {} epochs (highest RankMe, collapsed epochs excluded): \
+         epoch {}, RankMe {:.2}",
         rows.len(),
         row.epoch,
         row.metrics.rankme
@@ -521,7 +606,8 @@ fn select_label_free(run: &Path) -> Result<PathBuf, UserError> {
             }
         };
         println!(
-            "  Spearman rho with kNN over the epochs: RankMe {}, -alignment {}, -uniformity {},              std*sqrt(D) {}",
+            "  Spearman rho with kNN over the epochs: RankMe {}, -alignment {}, -uniformity {}, \
+             std*sqrt(D) {}",
             rho(metrics.iter().map(|m| m.rankme).collect()),
             rho(metrics.iter().map(|m| -m.alignment).collect()),
             rho(metrics.iter().map(|m| -m.uniformity).collect()),
@@ -594,6 +680,9 @@ pub fn embed(args: EmbedArgs) -> Result<ExitCode, UserError> {
             )));
         }
     };
+    let stem = args.out.with_extension("");
+    crate::rundir::check_output_file(&args.out)?;
+    crate::rundir::check_output_file(&PathBuf::from(format!("{}.labels.npy", stem.display())))?;
     let (config, checkpoint, data, device) = open_run(&args.run, args.backend.as_deref())?;
     let job = Embed {
         checkpoint,

@@ -50,6 +50,26 @@ impl Data {
             split.train = split.train.take(limit);
         }
         let classes = split.classes();
+        let (shape, test_shape) = (split.train.shape(), split.test.shape());
+        if shape.contains(&0) {
+            return Err(UserError(format!(
+                "the samples of '{}' are empty ({}×{}×{}); check the files",
+                config.dataset, shape[0], shape[1], shape[2]
+            )));
+        }
+        if shape != test_shape {
+            return Err(UserError(format!(
+                "the test samples of '{}' are {}×{}×{}, the training samples {}×{}×{}; both \
+                 splits must have one shape",
+                config.dataset,
+                test_shape[0],
+                test_shape[1],
+                test_shape[2],
+                shape[0],
+                shape[1],
+                shape[2]
+            )));
+        }
         if split.train.len() < config.batch {
             return Err(UserError(format!(
                 "--batch {} is larger than the {} training samples; lower --batch or raise --limit",
@@ -268,20 +288,10 @@ fn with_method<E: Encoder, J: Job>(
         "autoencoder" | "denoising-autoencoder" | "masked-autoencoder" => {
             let corruption = match method {
                 "denoising-autoencoder" => Corruption::GaussianNoise(config.noise_std),
-                "masked-autoencoder" => {
-                    let [_, h, w] = train.shape();
-                    let patch = config.mask_patch;
-                    if h % patch != 0 || w % patch != 0 {
-                        return Err(UserError(format!(
-                            "mask_patch {patch} must divide the {h}×{w} samples; choose a \
-                             divisor of both (1 always works)"
-                        )));
-                    }
-                    Corruption::Mask {
-                        ratio: config.mask_ratio,
-                        patch,
-                    }
-                }
+                "masked-autoencoder" => Corruption::Mask {
+                    ratio: config.mask_ratio,
+                    patch: config.mask_patch,
+                },
                 _ => Corruption::None,
             };
             let [c, h, w] = train.shape();
@@ -397,8 +407,9 @@ pub struct PretrainJob<'a> {
     pub data: &'a Data,
     /// The run directory.
     pub dir: &'a Path,
-    /// Continue from the latest checkpoint.
-    pub resume: bool,
+    /// Continue from this checkpoint (found by [`checkpoint::latest`] and checked); `None`
+    /// starts at step 0.
+    pub resume_from: Option<PathBuf>,
     /// Plain device for evaluation; the networks were built on its autodiff twin.
     pub device: &'a Device,
 }
@@ -495,7 +506,7 @@ impl Job for PretrainJob<'_> {
             config,
             data,
             dir,
-            resume,
+            resume_from,
             device,
         } = self;
         let autodiff = device.clone().autodiff();
@@ -508,15 +519,20 @@ impl Job for PretrainJob<'_> {
         )?;
         let steps_path = dir.join("steps.csv");
         let metrics_path = dir.join("metrics.csv");
-        let mut progress = Progress {
-            step: 0,
-            epoch: 0,
-            train_seconds: 0.0,
-        };
+        let steps_per_epoch = data.steps_per_epoch(config);
+        let mut progress = Progress::start();
         let mut step_losses = Vec::new();
-        match checkpoint::latest(dir)? {
-            Some(found) if resume => {
+        match resume_from {
+            Some(found) => {
                 progress = checkpoint::progress(&found)?;
+                // Killed between an epoch's checkpoint and the copy of its model: copy now.
+                let at_epoch_end = progress.step == progress.epoch * steps_per_epoch;
+                if progress.epoch > 0
+                    && at_epoch_end
+                    && !checkpoint::epoch_model(dir, progress.epoch).is_file()
+                {
+                    checkpoint::keep_epoch_model(dir, &found, progress.epoch)?;
+                }
                 model = checkpoint::load_model(&found, model)?;
                 optimizer = checkpoint::load_optimizer(&found, optimizer)?;
                 step_losses = truncate_csv(&steps_path, STEPS_HEADER, progress.step)?
@@ -536,17 +552,16 @@ impl Job for PretrainJob<'_> {
                     "resuming {} from step {} (epoch {} of {})",
                     dir.display(),
                     progress.step,
-                    progress.epoch + 1,
+                    (progress.epoch + 1).min(config.epochs),
                     config.epochs
                 );
             }
-            _ => {
+            None => {
                 truncate_csv(&steps_path, STEPS_HEADER, 0)?;
                 truncate_csv(&metrics_path, METRICS_HEADER, 0)?;
             }
         }
         let knn = KnnConfig::new().with_k(config.knn_k);
-        let steps_per_epoch = data.steps_per_epoch(config);
         let train = &data.split.train;
         let line = ProgressLine {
             terminal: std::io::stderr().is_terminal(),
@@ -554,13 +569,19 @@ impl Job for PretrainJob<'_> {
             steps: steps_per_epoch,
         };
         let mut last = None;
-        let mut online_probe_acc = 0.0;
+        let mut online_probe_acc = progress.online_probe_acc.unwrap_or(f64::NAN);
         let mut epoch_start = progress.epoch;
         while epoch_start < config.epochs {
             let epoch = epoch_start;
             let order = Rng::stream(config.seed, epoch as u64).permutation(train.len());
+            // What the epoch had done before a resume (all zero at its start).
             let first = progress.step - epoch * steps_per_epoch;
-            let (mut loss_sum, mut correct, mut seen) = (0.0, 0i64, 0usize);
+            let (mut loss_sum, mut correct, mut seen) = (
+                progress.epoch_loss_sum,
+                progress.epoch_probe_correct,
+                progress.epoch_probe_seen,
+            );
+            let seen_before = seen;
             // Without labels the one-class probe is always right: report nothing instead.
             let probe_accuracy = |correct: i64, seen: usize| {
                 if data.labelled() {
@@ -571,9 +592,13 @@ impl Job for PretrainJob<'_> {
             };
             let started = Instant::now();
             let seconds_before = progress.train_seconds;
+            let epoch_seconds_before = progress.epoch_seconds;
             for step_in_epoch in first..steps_per_epoch {
                 let indices = &order[step_in_epoch * config.batch..][..config.batch];
                 let (images, labels) = train.batch(indices, &autodiff);
+                // The device's random stream (noise and masks of the autoencoders) restarts
+                // at every step, so a resumed run draws what the uninterrupted one drew.
+                autodiff.seed(config.seed ^ 0x5EED_0000_0000 ^ progress.step as u64);
                 let mut rng = Rng::stream(config.seed ^ 0xA5A5_5A5A, progress.step as u64);
                 let mut batch = MultiViewBatch::new(views(&pipelines, images, &mut rng));
                 if config.needs_labels() {
@@ -583,11 +608,7 @@ impl Job for PretrainJob<'_> {
                 let probe = model.probe.forward(output.embeddings, labels);
                 let loss = output.loss.clone().into_scalar::<f64>();
                 if !loss.is_finite() {
-                    return Err(UserError(format!(
-                        "the loss became {loss} at step {}; lower --lr (now {}) or check the data",
-                        progress.step + 1,
-                        config.lr
-                    )));
+                    return Err(diverged(config, dir, progress.step + 1, loss));
                 }
                 correct += probe.correct.into_scalar::<i64>();
                 seen += config.batch;
@@ -609,8 +630,8 @@ impl Job for PretrainJob<'_> {
                 line.show(
                     epoch + 1,
                     step_in_epoch + 1,
-                    loss_sum / (step_in_epoch + 1 - first) as f64,
-                    seen as f64 / elapsed.max(1e-9),
+                    loss_sum / (step_in_epoch + 1) as f64,
+                    (seen - seen_before) as f64 / elapsed.max(1e-9),
                     probe_accuracy(correct, seen),
                 );
                 let at_epoch_end = step_in_epoch + 1 == steps_per_epoch;
@@ -618,15 +639,28 @@ impl Job for PretrainJob<'_> {
                     && progress.step.is_multiple_of(config.checkpoint_every)
                     && !at_epoch_end
                 {
-                    progress.train_seconds = seconds_before + started.elapsed().as_secs_f64();
+                    let elapsed = started.elapsed().as_secs_f64();
+                    progress.train_seconds = seconds_before + elapsed;
+                    progress.epoch_seconds = epoch_seconds_before + elapsed;
+                    progress.epoch_loss_sum = loss_sum;
+                    progress.epoch_probe_correct = correct;
+                    progress.epoch_probe_seen = seen;
                     checkpoint::save(dir, &model, &optimizer, &progress)?;
                 }
             }
-            let epoch_seconds = started.elapsed().as_secs_f64();
-            progress.train_seconds = seconds_before + epoch_seconds;
+            let elapsed = started.elapsed().as_secs_f64();
+            let epoch_seconds = epoch_seconds_before + elapsed;
+            progress.train_seconds = seconds_before + elapsed;
             progress.epoch = epoch + 1;
             let images_per_s = seen as f64 / epoch_seconds.max(1e-9);
             online_probe_acc = probe_accuracy(correct, seen);
+            progress.online_probe_acc = Some(online_probe_acc).filter(|a| a.is_finite());
+            (
+                progress.epoch_loss_sum,
+                progress.epoch_probe_correct,
+                progress.epoch_probe_seen,
+                progress.epoch_seconds,
+            ) = (0.0, 0, 0, 0.0);
             let (measured, z_train, z_test) = measure(
                 model.method.encoder(),
                 data,
@@ -641,7 +675,7 @@ impl Job for PretrainJob<'_> {
                     "{},{},{},{},{},{},{},{},{},{},{}",
                     epoch + 1,
                     progress.step,
-                    loss_sum / (steps_per_epoch - first).max(1) as f64,
+                    loss_sum / steps_per_epoch.max(1) as f64,
                     online_probe_acc,
                     measured.knn_acc,
                     measured.rankme,
@@ -653,10 +687,14 @@ impl Job for PretrainJob<'_> {
                 ),
             )?;
             eprintln!(
-                "epoch {}/{}: kNN {:.1}%  RankMe {:.1}  alignment {:.3}  uniformity {:.3}  std×√D {:.2}{}",
+                "epoch {}/{}: kNN {}  RankMe {:.1}  alignment {:.3}  uniformity {:.3}  std×√D {:.2}{}",
                 epoch + 1,
                 config.epochs,
-                measured.knn_acc * 100.0,
+                if measured.knn_acc.is_finite() {
+                    format!("{:.1}%", measured.knn_acc * 100.0)
+                } else {
+                    "- (no labels)".to_string()
+                },
                 measured.rankme,
                 measured.alignment,
                 measured.uniformity,
@@ -696,7 +734,34 @@ impl Job for PretrainJob<'_> {
     }
 }
 
-/// Picks the run directory: `out` when given, else the first free `runs/<method>-<dataset>[-k]`.
+/// The error of a run whose loss stopped being a number: where, the likely causes, and that
+/// the last checkpoint is kept.
+fn diverged(config: &RunConfig, dir: &Path, step: usize, loss: f64) -> UserError {
+    use crate::short;
+    let kept = match checkpoint::latest(dir) {
+        Ok(Some(found)) => format!(
+            "; the last good checkpoint ({}) is kept",
+            found.file_name().unwrap_or_default().to_string_lossy()
+        ),
+        _ => String::new(),
+    };
+    let temperature = if ["simclr", "moco", "moco-v3", "supcon"].contains(&config.method.as_str()) {
+        format!(
+            " or raise --temperature (now {})",
+            short(config.temperature)
+        )
+    } else {
+        String::new()
+    };
+    UserError(format!(
+        "the loss became {loss} at step {step}, so training stopped{kept}; start a new run with \
+         a lower --lr (now {}){temperature}, or check the data for extreme values",
+        short(config.lr)
+    ))
+}
+
+/// Picks the run directory: `out` when given, else the first free (absent, empty, or never
+/// checkpointed) `runs/<method>-<dataset>[-k]`.
 pub fn run_dir(out: Option<PathBuf>, config: &RunConfig) -> PathBuf {
     if let Some(out) = out {
         return out;
@@ -705,11 +770,20 @@ pub fn run_dir(out: Option<PathBuf>, config: &RunConfig) -> PathBuf {
         .file_name()
         .map_or_else(|| "data".into(), |n| n.to_string_lossy().into_owned());
     let base = PathBuf::from("runs").join(format!("{}-{dataset}", config.method));
-    if !base.exists() {
+    let free = |p: &Path| {
+        matches!(
+            crate::rundir::inspect(p),
+            Ok(crate::rundir::State::Free
+                | crate::rundir::State::Run {
+                    checkpointed: false
+                })
+        )
+    };
+    if free(&base) {
         return base;
     }
     (2..)
         .map(|k| PathBuf::from(format!("{}-{k}", base.display())))
-        .find(|p| !p.exists())
+        .find(|p| free(p))
         .expect("some suffix is free")
 }

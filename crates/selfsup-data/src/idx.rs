@@ -28,16 +28,40 @@ fn read_bytes(path: &Path) -> Result<Vec<u8>, DataError> {
     }
 }
 
+/// The most a gzip file may decompress to (the full MNIST is 47 MB): a damaged or hostile
+/// file cannot take all memory.
+pub const MAX_DECOMPRESSED: u64 = 4 << 30;
+
 /// Decompresses gzip bytes; `path` names the source in errors.
 pub(crate) fn gunzip(raw: &[u8], path: &Path) -> Result<Vec<u8>, DataError> {
     let mut out = Vec::new();
-    GzDecoder::new(raw).read_to_end(&mut out).map_err(|e| {
-        DataError::new(
+    GzDecoder::new(raw)
+        .take(MAX_DECOMPRESSED + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| {
+            DataError::new(
+                path,
+                format!("not a valid gzip file ({e}); is it truncated?"),
+            )
+        })?;
+    if out.len() as u64 > MAX_DECOMPRESSED {
+        return Err(DataError::new(
             path,
-            format!("not a valid gzip file ({e}); is it truncated?"),
-        )
-    })?;
+            format!(
+                "decompresses to more than {} GiB; selfsup reads datasets up to that size",
+                MAX_DECOMPRESSED >> 30
+            ),
+        ));
+    }
     Ok(out)
+}
+
+/// Dimensions as `60000×28×28`.
+fn shape(dims: &[usize]) -> String {
+    dims.iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join("×")
 }
 
 /// Parses IDX bytes; `path` names the source in errors.
@@ -90,12 +114,13 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<IdxArray, DataError> {
         Some(n) => Err(DataError::new(
             path,
             format!(
-                "header says {dims:?} = {n} values but the file holds {actual}; truncated or corrupt"
+                "header says {} = {n} values but the file holds {actual}; truncated or corrupt",
+                shape(&dims)
             ),
         )),
         None => Err(DataError::new(
             path,
-            format!("dimensions {dims:?} overflow"),
+            format!("dimensions {} overflow", shape(&dims)),
         )),
     }
 }
@@ -135,21 +160,30 @@ pub(crate) fn image_set(
         return Err(DataError::new(
             images,
             format!(
-                "expected images [n, rows, cols], got dimensions {:?}",
-                image_array.dims
+                "expected images [n, rows, cols], got dimensions {}",
+                shape(&image_array.dims)
             ),
         ));
     };
     let [m] = label_array.dims[..] else {
         return Err(DataError::new(
             labels,
-            format!("expected labels [n], got dimensions {:?}", label_array.dims),
+            format!(
+                "expected labels [n], got dimensions {}",
+                shape(&label_array.dims)
+            ),
         ));
     };
     if n != m {
         return Err(DataError::new(
             labels,
             format!("{m} labels for {n} images in {}", images.display()),
+        ));
+    }
+    if n == 0 || height == 0 || width == 0 {
+        return Err(DataError::new(
+            images,
+            format!("holds {n} images of {height}×{width}: there is nothing to train on"),
         ));
     }
     let classes = label_array.data.iter().max().map_or(0, |&c| c as usize + 1);

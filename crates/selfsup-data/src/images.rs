@@ -10,6 +10,11 @@ use crate::{DataError, ImageSet};
 
 const EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
 
+/// The largest side an image folder's images may have (they are trained on at full size).
+pub const MAX_SIDE: u32 = 4096;
+/// The most memory a decoded image folder may take.
+pub const MAX_BYTES: u64 = 8 << 30;
+
 fn is_image(path: &Path) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
@@ -35,6 +40,18 @@ fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
 fn list(dir: &Path, classes: &mut Vec<String>) -> Result<Vec<(PathBuf, u8)>, DataError> {
     let entries = sorted_entries(dir)?;
     let folders: Vec<&PathBuf> = entries.iter().filter(|p| p.is_dir()).collect();
+    let loose: Vec<&PathBuf> = entries.iter().filter(|p| is_image(p)).collect();
+    if !folders.is_empty() && !loose.is_empty() {
+        return Err(DataError::new(
+            dir,
+            format!(
+                "holds class folders and also {} image(s) beside them (such as {}), which \
+                 belong to no class: move them into a class folder, or remove them",
+                loose.len(),
+                loose[0].file_name().unwrap_or_default().to_string_lossy()
+            ),
+        ));
+    }
     if folders.is_empty() {
         return Ok(entries
             .into_iter()
@@ -154,6 +171,26 @@ pub fn image_folder(dir: &Path) -> Result<Split, DataError> {
         .map_err(|e| DataError::new(first, format!("cannot decode image: {e}")))?;
     let size = [probe.height(), probe.width()];
     let rgb = probe.color().has_color();
+    let side = size[0].max(size[1]);
+    let bytes = (train.len() + test.len()) as u64
+        * u64::from(size[0])
+        * u64::from(size[1])
+        * if rgb { 3 } else { 1 };
+    if side > MAX_SIDE || bytes > MAX_BYTES {
+        return Err(DataError::new(
+            first,
+            format!(
+                "is {}×{}, and every image of the folder is resized to the first one's size: \
+                 {} images would take {:.1} GiB (selfsup takes up to {MAX_SIDE} pixels a side \
+                 and {} GiB); resize the images first (e.g. to 64×64 or 224×224)",
+                size[1],
+                size[0],
+                train.len() + test.len(),
+                bytes as f64 / (1u64 << 30) as f64,
+                MAX_BYTES >> 30
+            ),
+        ));
+    }
     Ok(Split {
         train: decode(&train, size, rgb, classes.len())?,
         test: decode(&test, size, rgb, classes.len())?,

@@ -24,6 +24,17 @@ pub use sources::{Split, digits, fashion_mnist_10k};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+/// A number for a message: as typed for everyday magnitudes, in scientific notation otherwise
+/// (`Display` writes `1e300` with 301 digits).
+pub fn short(value: f64) -> String {
+    let magnitude = value.abs();
+    if value.is_finite() && magnitude != 0.0 && !(1e-4..1e6).contains(&magnitude) {
+        format!("{value:e}")
+    } else {
+        value.to_string()
+    }
+}
+
 /// Images with labels, stored as bytes (0 = black, 255 = full intensity).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ImageSet {

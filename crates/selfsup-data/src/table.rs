@@ -64,6 +64,18 @@ pub fn parse_csv(text: &str, labelled: bool, path: &Path) -> Result<Table, DataE
             .map(str::to_string)
             .collect::<Vec<_>>()
     };
+    if let Some((_, first)) = lines.peek()
+        && !first.contains(',')
+        && let Some(separator) = [';', '\t', '|'].into_iter().find(|c| first.contains(*c))
+    {
+        return Err(DataError::new(
+            path,
+            format!(
+                "fields are separated by {separator:?}, and selfsup reads comma-separated \
+                 values: convert the file (e.g. `tr {separator:?} ','`)"
+            ),
+        ));
+    }
     let mut header = None;
     if let Some((_, first)) = lines.peek()
         && split(first)

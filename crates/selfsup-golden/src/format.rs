@@ -263,12 +263,19 @@ impl Case {
 }
 
 fn check_len(what: &str, shape: &[usize], len: usize) -> Result<(), String> {
-    let want: usize = shape.iter().product();
-    if want == len {
-        Ok(())
-    } else {
-        Err(format!(
-            "{what} has shape {shape:?} ({want} values) but {len} data values"
-        ))
+    let dims = || {
+        shape
+            .iter()
+            .map(usize::to_string)
+            .collect::<Vec<_>>()
+            .join("×")
+    };
+    match shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)) {
+        Some(want) if want == len => Ok(()),
+        Some(want) => Err(format!(
+            "{what} has shape {} ({want} values) but {len} data values",
+            dims()
+        )),
+        None => Err(format!("{what} has shape {}, which overflows", dims())),
     }
 }

@@ -1,0 +1,160 @@
+//! Run directories: what makes a folder a selfsup run, starting one without touching anyone
+//! else's files, and the lock that keeps two processes out of one run.
+
+use std::fs::{self, File, TryLockError};
+use std::io::{Read, Seek, Write};
+use std::path::Path;
+
+use crate::UserError;
+
+/// The file that marks a folder as a selfsup run (written when the run starts).
+const MARKER: &str = ".selfsup-run";
+/// The lock file; held (advisory lock) by the process training in the run.
+const LOCK: &str = ".lock";
+
+/// What a folder given as `--out` holds.
+#[derive(Debug, PartialEq)]
+pub enum State {
+    /// Nothing there yet, or an empty folder.
+    Free,
+    /// A selfsup run; `checkpointed` once it has saved a checkpoint.
+    Run {
+        /// Whether any checkpoint was written.
+        checkpointed: bool,
+    },
+    /// A folder of someone else's files (`example` is one of them).
+    Foreign {
+        /// One entry of the folder, for the message.
+        example: String,
+    },
+}
+
+/// Looks at `dir` without changing it.
+///
+/// # Errors
+///
+/// `dir` exists but is not a folder, or cannot be listed.
+pub fn inspect(dir: &Path) -> Result<State, UserError> {
+    if !dir.exists() {
+        return Ok(State::Free);
+    }
+    if !dir.is_dir() {
+        return Err(UserError(format!(
+            "--out {} exists and is not a folder; choose a new or empty folder",
+            dir.display()
+        )));
+    }
+    let entries: Vec<String> = fs::read_dir(dir)
+        .map_err(|e| UserError(format!("cannot list {}: {e}", dir.display())))?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name != LOCK)
+        .collect();
+    if entries.is_empty() {
+        return Ok(State::Free);
+    }
+    // Runs written before the marker existed have a config.toml beside steps.csv or
+    // checkpoints/.
+    let has = |name: &str| entries.iter().any(|e| e == name);
+    let is_run = has(MARKER) || (has("config.toml") && (has("steps.csv") || has("checkpoints")));
+    if !is_run {
+        let mut entries = entries;
+        entries.sort();
+        return Ok(State::Foreign {
+            example: entries.swap_remove(0),
+        });
+    }
+    let checkpointed = fs::read_dir(dir.join("checkpoints"))
+        .map(|list| {
+            list.flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with("step-"))
+        })
+        .unwrap_or(false);
+    Ok(State::Run { checkpointed })
+}
+
+/// Marks `dir` (created if needed) as a selfsup run.
+pub fn mark(dir: &Path) -> Result<(), UserError> {
+    fs::create_dir_all(dir)
+        .map_err(|e| UserError(format!("cannot create {}: {e}", dir.display())))?;
+    crate::checkpoint::write_atomic(
+        &dir.join(MARKER),
+        format!("selfsup {}\n", env!("CARGO_PKG_VERSION")).as_bytes(),
+    )
+}
+
+/// The exclusive lock of one run, released when dropped or when the process ends (however
+/// it ends: the operating system drops the lock of a killed process).
+#[derive(Debug)]
+pub struct RunLock {
+    _file: File,
+}
+
+/// Takes `dir`'s lock (creating `dir` if needed).
+///
+/// # Errors
+///
+/// Another process holds it (its pid is named), or the lock file cannot be written.
+pub fn lock(dir: &Path) -> Result<RunLock, UserError> {
+    fs::create_dir_all(dir)
+        .map_err(|e| UserError(format!("cannot create {}: {e}", dir.display())))?;
+    let path = dir.join(LOCK);
+    let io = |e: std::io::Error| UserError(format!("cannot lock {}: {e}", dir.display()));
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(io)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim();
+            return Err(UserError(format!(
+                "another selfsup process{} is using the run in {}; wait for it to finish, or \
+                 choose another --out",
+                if holder.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (pid {holder})")
+                },
+                dir.display()
+            )));
+        }
+        Err(TryLockError::Error(e)) => return Err(io(e)),
+    }
+    file.set_len(0).map_err(io)?;
+    file.rewind().map_err(io)?;
+    write!(file, "{}", std::process::id()).map_err(io)?;
+    Ok(RunLock { _file: file })
+}
+
+/// Checks that `path` may be (over)written as an output file: absent, or a regular file.
+/// Special files (FIFOs, devices, sockets), folders and symbolic links are refused, since a
+/// write replaces what is there.
+///
+/// # Errors
+///
+/// `path` names something other than a regular file.
+pub fn check_output_file(path: &Path) -> Result<(), UserError> {
+    match fs::symlink_metadata(path) {
+        Err(_) => Ok(()),
+        Ok(meta) if meta.file_type().is_file() => Ok(()),
+        Ok(meta) => {
+            let what = if meta.is_dir() {
+                "a folder"
+            } else if meta.file_type().is_symlink() {
+                "a symbolic link"
+            } else {
+                "a special file (FIFO, device or socket)"
+            };
+            Err(UserError(format!(
+                "{} is {what}; selfsup writes only new or regular files: give another path",
+                path.display()
+            )))
+        }
+    }
+}

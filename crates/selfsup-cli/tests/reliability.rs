@@ -1,0 +1,604 @@
+//! What a careless or hostile user does to the `selfsup` binary: settings that cannot work
+//! with the data, damaged run directories, kills at random moments, two processes at once.
+//! Each test is one class of the reliability campaign (issue 16): nothing panics, hangs, loses
+//! data or reports a wrong result, and every refusal is one line naming the fix.
+
+mod common;
+
+use common::*;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Raw (uncompressed) IDX files of `n` images of `rows × cols` and their labels.
+fn write_idx(dir: &Path, prefix: &str, n: u32, rows: u32, cols: u32) {
+    let mut images = vec![0, 0, 8, 3];
+    for d in [n, rows, cols] {
+        images.extend(d.to_be_bytes());
+    }
+    images.extend((0..n * rows * cols).map(|i| (i * 37 % 251) as u8));
+    let mut labels = vec![0, 0, 8, 1];
+    labels.extend(n.to_be_bytes());
+    labels.extend((0..n).map(|i| (i % 2) as u8));
+    std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte")), images).unwrap();
+    std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), labels).unwrap();
+}
+
+/// A folder of `per_class` 8×8 images in each of two class folders.
+fn image_classes(dir: &Path, per_class: u8) {
+    for class in ["a", "b"] {
+        std::fs::create_dir_all(dir.join(class)).unwrap();
+        for i in 0..per_class {
+            let value = if class == "a" { i * 3 } else { 250 - i * 3 };
+            write_png(&dir.join(class).join(format!("{i}.png")), &[value; 64]);
+        }
+    }
+}
+
+/// `pretrain` with `args` must refuse with one line containing `expected`, and leave no
+/// run folder behind.
+fn refused(root: &Path, args: &[&str], expected: &str) {
+    let out_dir = root.join("refused-run");
+    let mut all = vec![
+        "pretrain",
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--epochs",
+        "1",
+    ];
+    all.extend_from_slice(args);
+    let started = Instant::now();
+    assert_user_error(&selfsup(&all), expected);
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{args:?} took {:?} to be refused",
+        started.elapsed()
+    );
+    assert!(
+        !out_dir.exists(),
+        "a refused start leaves no folder ({args:?})"
+    );
+}
+
+fn config_file(root: &Path, name: &str, text: &str) -> String {
+    let path = root.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+#[test]
+fn settings_that_cannot_work_with_the_data_are_refused_before_training() {
+    let root = scratch("plan");
+    let few = root.join("few");
+    image_classes(&few, 5);
+    let few = few.to_str().unwrap();
+    // kNN's k (20) against a bank of 8 training images.
+    refused(
+        &root,
+        &["--dataset", few, "--batch", "4"],
+        "is more than the 8 training samples",
+    );
+    // Views against the method and the encoder.
+    let one_view = config_file(
+        &root,
+        "one-view.toml",
+        "[[views]]\nsteps = [{ op = \"horizontal_flip\", p = 0.5 }]\n",
+    );
+    refused(
+        &root,
+        &["--dataset", "digits", "--config", &one_view],
+        "trains on 2 views per image",
+    );
+    let small_crop = config_file(
+        &root,
+        "small-crop.toml",
+        "[[views]]\nsteps = [{ op = \"resized_crop\", size = [4, 4], scale = [0.5, 1.0], ratio = [0.75, 1.33] }]\n\
+         [[views]]\nsteps = [{ op = \"resized_crop\", size = [4, 4], scale = [0.5, 1.0], ratio = [0.75, 1.33] }]\n",
+    );
+    refused(
+        &root,
+        &[
+            "--dataset",
+            "digits",
+            "--encoder",
+            "mlp",
+            "--config",
+            &small_crop,
+        ],
+        "the MLP encoder takes exactly the data's 8×8",
+    );
+    // Images too small for the encoder.
+    let tiny = root.join("tiny");
+    for class in ["a", "b"] {
+        std::fs::create_dir_all(tiny.join(class)).unwrap();
+        for i in 0..15u8 {
+            write_png_sized(
+                &tiny.join(class).join(format!("{i}.png")),
+                3,
+                3,
+                &[i * 15; 9],
+            );
+        }
+    }
+    refused(
+        &root,
+        &["--dataset", tiny.to_str().unwrap(), "--batch", "4"],
+        "convnet-s needs at least 4×4",
+    );
+    // Augmentations that would hang, exhaust memory, or blank every view.
+    for (name, step, expected) in [
+        (
+            "blur",
+            "{ op = \"gaussian_blur\", sigma = [1e5, 1e5], p = 1.0 }",
+            "sigma must be at most 100",
+        ),
+        (
+            "huge",
+            "{ op = \"resized_crop\", size = [100000, 100000], scale = [0.5, 1.0], ratio = [0.75, 1.33] }",
+            "size must be within 1..=4096",
+        ),
+        (
+            "big",
+            "{ op = \"resized_crop\", size = [4000, 4000], scale = [0.5, 1.0], ratio = [0.75, 1.33] }",
+            "a training step would need about",
+        ),
+        (
+            "speck",
+            "{ op = \"resized_crop\", size = [8, 8], scale = [1e-9, 1e-9], ratio = [0.75, 1.33] }",
+            "keeps less than one pixel",
+        ),
+        (
+            "masked",
+            "{ op = \"patch_mask\", patch = 2, ratio = 1.0 }",
+            "1 hides every patch",
+        ),
+        (
+            "erased",
+            "{ op = \"random_erasing\", scale = [1.0, 1.0], ratio = [1.0, 1.0], p = 1.0 }",
+            "erases every whole image",
+        ),
+    ] {
+        let file = config_file(
+            &root,
+            &format!("{name}.toml"),
+            &format!("[[views]]\nsteps = [{step}]\n[[views]]\nsteps = [{step}]\n"),
+        );
+        refused(&root, &["--dataset", "digits", "--config", &file], expected);
+    }
+    // Datasets whose samples are empty or of two shapes.
+    let empty = root.join("empty-idx");
+    std::fs::create_dir_all(&empty).unwrap();
+    write_idx(&empty, "train", 10, 0, 0);
+    write_idx(&empty, "t10k", 4, 0, 0);
+    refused(
+        &root,
+        &["--dataset", empty.to_str().unwrap()],
+        "there is nothing to train on",
+    );
+    let mixed = root.join("mixed-idx");
+    std::fs::create_dir_all(&mixed).unwrap();
+    write_idx(&mixed, "train", 200, 8, 8);
+    write_idx(&mixed, "t10k", 20, 6, 6);
+    refused(
+        &root,
+        &["--dataset", mixed.to_str().unwrap()],
+        "both splits must have one shape",
+    );
+    // Images beside class folders belong to no class.
+    let loose = root.join("loose");
+    image_classes(&loose, 10);
+    write_png(&loose.join("stray.png"), &[9; 64]);
+    refused(
+        &root,
+        &["--dataset", loose.to_str().unwrap(), "--batch", "4"],
+        "1 image(s) beside them (such as stray.png)",
+    );
+    // A first image far larger than any training size is refused, not upsized everywhere.
+    let giant = root.join("giant");
+    image_classes(&giant, 10);
+    write_png_sized(
+        &giant.join("a").join("0.png"),
+        5000,
+        5000,
+        &vec![0; 25_000_000],
+    );
+    refused(
+        &root,
+        &["--dataset", giant.to_str().unwrap(), "--batch", "4"],
+        "resize the images first",
+    );
+    // A CSV with another separator.
+    let semicolons = root.join("semicolons.csv");
+    std::fs::write(&semicolons, "a;b;label\n1;2;0\n3;4;1\n").unwrap();
+    refused(
+        &root,
+        &["--dataset", semicolons.to_str().unwrap()],
+        "fields are separated by ';'",
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn messages_name_what_the_user_typed_with_short_numbers() {
+    let root = scratch("messages");
+    refused(
+        &root,
+        &["--lr", "-1"],
+        "--lr must be a positive number, got -1",
+    );
+    refused(
+        &root,
+        &["--lr=1e300"],
+        "--lr must be at most 1 (Adam and AdamW), got 1e300",
+    );
+    refused(
+        &root,
+        &["--temperature", "0"],
+        "--temperature must be a positive number, got 0",
+    );
+    // A value from a --config file is named as its key there, not as a flag.
+    let file = config_file(&root, "bad.toml", "hidden_dim = 0\n");
+    refused(
+        &root,
+        &["--config", &file],
+        &format!("hidden_dim in {file} must be at least 1, got 0"),
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn the_golden_runner_reports_a_panicking_case_on_stdout_only() {
+    let root = scratch("golden-panic");
+    let file = config_file(
+        &root,
+        "cases.json",
+        r#"{"format": "selfsup-golden-v1", "generated_by": "hand-written for this test",
+            "cases": [{"name": "negative-temperature", "loss": "nt_xent", "reference": "-",
+              "params": {"temperature": -1.0},
+              "inputs": {"z_a": {"shape": [2, 2], "data": [1, 0, 0, 1]},
+                         "z_b": {"shape": [2, 2], "data": [1, 0, 0, 1]}},
+              "int_inputs": {}, "expected": {"loss": 0.0, "grad": {}}}]}"#,
+    );
+    let out = selfsup(&["golden", &file, "--backends", "flex"]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stdout.contains("negative-temperature"), "{stdout}");
+    assert!(stdout.contains("FAIL"), "{stdout}");
+    assert!(stdout.contains("golden: 0 passed, 1 failed"), "{stdout}");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// Starts a tiny run in the background.
+fn spawn_run(dir: &Path, extra: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_selfsup"))
+        .args(tiny_args(dir, extra))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn steps_done(dir: &Path) -> usize {
+    std::fs::read_to_string(dir.join("steps.csv"))
+        .map(|t| t.lines().count().saturating_sub(1))
+        .unwrap_or(0)
+}
+
+/// Waits until the run in `dir` has logged `steps` steps.
+fn wait_for_steps(dir: &Path, steps: usize) {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while steps_done(dir) < steps {
+        assert!(Instant::now() < deadline, "the run made no progress");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn run_directories_are_locked_and_never_block_a_retry() {
+    let root = scratch("rundir");
+    let dir = root.join("run");
+    // Killed before its first checkpoint: the same command starts it again.
+    // Batches of 8: 150 steps per epoch, so the first checkpoint is far off.
+    let args: Vec<String> = tiny_args(&dir, &[])
+        .into_iter()
+        .map(|a| if a == "64" { "8".to_string() } else { a })
+        .collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_selfsup"))
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_steps(&dir, 2);
+    // While it trains, no second process gets in.
+    let out = selfsup(&["pretrain", "--resume", "--out", dir.to_str().unwrap()]);
+    assert_user_error(&out, "another selfsup process (pid ");
+    assert_user_error(&selfsup(&args), "another selfsup process (pid ");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        steps_done(&dir) < 150 && !dir.join("checkpoints").join("latest").exists(),
+        "killed too late to test a retry"
+    );
+    let out = tiny_run(&dir, &[]);
+    finished_run(&out, &dir);
+    assert_eq!(steps_done(&dir), 36, "the retry started afresh");
+
+    // Outputs never replace special files.
+    let fifo = root.join("fifo.npy");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = selfsup(&[
+        "embed",
+        dir.to_str().unwrap(),
+        "--out",
+        fifo.to_str().unwrap(),
+    ]);
+    assert_user_error(&out, "is a special file");
+    assert!(
+        std::os::unix::fs::FileTypeExt::is_fifo(
+            &std::fs::symlink_metadata(&fifo).unwrap().file_type()
+        ),
+        "the FIFO is still there"
+    );
+    // Errors name the file the user asked for, never a temporary one.
+    let missing = root.join("no-such-folder").join("z.npy");
+    let out = selfsup(&[
+        "embed",
+        dir.to_str().unwrap(),
+        "--out",
+        missing.to_str().unwrap(),
+    ]);
+    assert_user_error(&out, "no-such-folder/z.npy");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains(".tmp"));
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn a_run_with_a_relative_dataset_is_evaluated_from_anywhere() {
+    let root = scratch("relative");
+    image_classes(&root.join("images"), 20);
+    let out = Command::new(env!("CARGO_BIN_EXE_selfsup"))
+        .current_dir(&root)
+        .args([
+            "pretrain",
+            "--dataset",
+            "images",
+            "--encoder",
+            "mlp",
+            "--batch",
+            "8",
+            "--epochs",
+            "1",
+            "--probe-epochs",
+            "1",
+            "--backend",
+            &backend(),
+            "--out",
+            "run",
+        ])
+        .output()
+        .unwrap();
+    finished_run(&out, &root.join("run"));
+    let out = Command::new(env!("CARGO_BIN_EXE_selfsup"))
+        .current_dir("/")
+        .args([
+            "eval",
+            root.join("run").to_str().unwrap(),
+            "--metrics",
+            "knn",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("knn_acc"));
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    assert!(
+        Command::new("cp")
+            .arg("-r")
+            .arg(from)
+            .arg(to)
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+fn resume(dir: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["pretrain", "--resume", "--out", dir.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    selfsup(&args)
+}
+
+#[test]
+fn damaged_checkpoints_are_never_used_and_never_deleted() {
+    let root = scratch("damage");
+    let run = root.join("run");
+    let out = tiny_run(&run, &["--checkpoint-every", "10"]);
+    let (_, summary) = finished_run(&out, &run);
+    let step = |dir: &Path| dir.join("checkpoints").join("step-00000036");
+
+    // Resuming a finished run reports what it reported, the online probe included.
+    let again = root.join("again");
+    copy_dir(&run, &again);
+    let (_, resumed) = finished_run(&resume(&again, &[]), &again);
+    for key in ["online_probe_acc", "knn_acc", "steps"] {
+        assert_eq!(resumed[key], summary[key], "{key}");
+    }
+
+    // `latest` missing: the newest intact checkpoint is used, nothing restarts at step 0.
+    let pointer = root.join("pointer");
+    copy_dir(&run, &pointer);
+    std::fs::remove_file(pointer.join("checkpoints").join("latest")).unwrap();
+    let out = resume(&pointer, &["--epochs", "3"]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    finished_run(&out, &pointer);
+    assert!(stderr.contains("is missing; using"), "{stderr}");
+    assert!(stderr.contains("from step 36"), "{stderr}");
+    assert_eq!(steps_done(&pointer), 54);
+
+    // An edited progress.json fails its checksum: refused, and the checkpoint stays.
+    let edited = root.join("edited");
+    copy_dir(&run, &edited);
+    let progress = step(&edited).join("progress.json");
+    let text = std::fs::read_to_string(&progress).unwrap();
+    std::fs::write(
+        &progress,
+        text.replace("\"step\": 36", "\"step\": 99999999"),
+    )
+    .unwrap();
+    assert_user_error(&resume(&edited, &["--epochs", "3"]), "no intact checkpoint");
+    assert!(progress.is_file(), "the damaged checkpoint is not deleted");
+
+    // A truncated model file: eval refuses with one line; the file is left for the user.
+    let torn = root.join("torn");
+    copy_dir(&run, &torn);
+    let model = step(&torn).join("model.bpk");
+    let bytes = std::fs::read(&model).unwrap();
+    std::fs::write(&model, &bytes[..bytes.len() / 2]).unwrap();
+    assert_user_error(
+        &selfsup(&["eval", torn.to_str().unwrap()]),
+        "fail their checksums",
+    );
+    assert!(model.is_file());
+    // A damaged epoch model chosen by --select: named as damaged.
+    let torn_latest = root.join("torn-epoch");
+    copy_dir(&run, &torn_latest);
+    std::fs::write(
+        torn_latest.join("checkpoints").join("epoch-0001.bpk"),
+        b"not a record",
+    )
+    .unwrap();
+    std::fs::write(
+        torn_latest.join("checkpoints").join("epoch-0002.bpk"),
+        b"not a record",
+    )
+    .unwrap();
+    assert_user_error(
+        &selfsup(&[
+            "eval",
+            torn_latest.to_str().unwrap(),
+            "--select",
+            "label-free",
+        ]),
+        "the file is damaged or truncated",
+    );
+
+    // A saved config edited to nonsense is named as that file's key, not as a flag.
+    let config = root.join("config");
+    copy_dir(&run, &config);
+    let path = config.join("config.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("batch = 64", "batch = 0")).unwrap();
+    assert_user_error(
+        &selfsup(&["eval", config.to_str().unwrap()]),
+        &format!("batch in {} must be at least 1, got 0", path.display()),
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn a_run_killed_at_random_moments_ends_with_the_weights_of_an_uninterrupted_one() {
+    // Bit-identical weights are promised on flex (deterministic CPU kernels).
+    if backend() != "flex" {
+        return;
+    }
+    let root = scratch("random-kills");
+    let whole = root.join("whole");
+    let (_, want) = finished_run(&tiny_run(&whole, &["--checkpoint-every", "3"]), &whole);
+
+    let killed = root.join("killed");
+    // Kill moments drawn from the clock (different on every run of the test), each at least
+    // a few steps after the last resume, so that every resume has something to redo.
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
+    let mut random = move |n: u64| {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) % n
+    };
+    let mut child = spawn_run(&killed, &["--checkpoint-every", "3"]);
+    let mut kills = 0;
+    while kills < 3 {
+        let done = steps_done(&killed);
+        wait_for_steps(&killed, (done + 1).min(36));
+        std::thread::sleep(Duration::from_millis(50 + random(400)));
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        kills += 1;
+        child = Command::new(env!("CARGO_BIN_EXE_selfsup"))
+            .args(["pretrain", "--resume", "--out", killed.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+    }
+    child.wait().unwrap();
+    // Whatever moment the last kill hit, one more resume finishes the run.
+    let (_, got) = finished_run(&resume(&killed, &[]), &killed);
+    assert!(kills > 0, "the run finished before any kill");
+    assert_eq!(
+        std::fs::read_to_string(whole.join("steps.csv")).unwrap(),
+        std::fs::read_to_string(killed.join("steps.csv")).unwrap(),
+        "the per-step losses differ after {kills} kills"
+    );
+    // The model files differ in the parameter ids a fresh process draws; the weights must
+    // not: the encoder's features of every training image, bit for bit.
+    let features = |dir: &Path| {
+        let npy = dir.join("train.npy");
+        let out = selfsup(&[
+            "embed",
+            dir.to_str().unwrap(),
+            "--split",
+            "train",
+            "--out",
+            npy.to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::read(npy).unwrap()
+    };
+    assert!(
+        features(&whole) == features(&killed),
+        "the final weights differ after {kills} kills"
+    );
+    for key in [
+        "knn_acc",
+        "linear_acc",
+        "online_probe_acc",
+        "rankme",
+        "steps",
+    ] {
+        assert_eq!(got[key], want[key], "{key}");
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}
