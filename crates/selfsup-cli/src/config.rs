@@ -381,6 +381,14 @@ impl RunConfig {
                 ));
             }
         }
+        if self.temperature < 1e-4 {
+            return bad(format!(
+                "{} must be at least 1e-4 (below, the logits 1/temperature and their gradients \
+                 overflow float32 at the first step), got {}",
+                at("temperature"),
+                short(self.temperature)
+            ));
+        }
         if self.temperature > 100.0 {
             return bad(format!(
                 "{} must be at most 100 (the contrastive losses flatten to a constant), got {}",

@@ -444,7 +444,7 @@ fn open_run(
     run: &Path,
     backend: Option<&str>,
 ) -> Result<(RunConfig, PathBuf, Data, Device), UserError> {
-    let (mut config, _) = run_config(run)?;
+    let (mut config, origin) = run_config(run)?;
     if let Some(backend) = backend {
         config.backend = backend.to_string();
     }
@@ -456,6 +456,8 @@ fn open_run(
     })?;
     let (_, device) = backend_device(&config.backend)?;
     let data = Data::load(&config)?;
+    // The data may have changed since the run was trained: check it against the settings.
+    plan::check(&config, &data, &origin)?;
     Ok((config, found, data, device))
 }
 

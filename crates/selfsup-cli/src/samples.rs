@@ -151,10 +151,12 @@ pub fn load_csv(path: &Path) -> Result<Split, UserError> {
         let (lo, hi) = column.fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
             (lo.min(v), hi.max(v))
         });
+        // In f64: the range of two extreme float32 values overflows float32.
+        let (lo, hi) = (f64::from(lo), f64::from(hi));
         let scale = if hi > lo { 1.0 / (hi - lo) } else { 0.0 };
         for t in [&mut train, &mut test] {
             for v in t.features.iter_mut().skip(j).step_by(d) {
-                *v = ((*v - lo) * scale).clamp(0.0, 1.0);
+                *v = ((f64::from(*v) - lo) * scale).clamp(0.0, 1.0) as f32;
             }
         }
     }

@@ -359,6 +359,8 @@ fn pretrain_on_an_unlabelled_image_folder_reports_label_free_metrics() {
     ]);
     let (stdout, summary) = finished_run(&out, &dir);
     assert!(stdout.contains("no labels"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("NaN"), "{stderr}");
     // 60 images, every fifth held out.
     assert_eq!(summary["train_images"], 48);
     assert_eq!(summary["test_images"], 12);

@@ -236,6 +236,11 @@ fn messages_name_what_the_user_typed_with_short_numbers() {
         &["--temperature", "0"],
         "--temperature must be a positive number, got 0",
     );
+    refused(
+        &root,
+        &["--temperature", "1e-40"],
+        "--temperature must be at least 1e-4",
+    );
     // A value from a --config file is named as its key there, not as a flag.
     let file = config_file(&root, "bad.toml", "hidden_dim = 0\n");
     refused(
@@ -385,6 +390,8 @@ fn a_run_with_a_relative_dataset_is_evaluated_from_anywhere() {
             "1",
             "--probe-epochs",
             "1",
+            "--temperature",
+            "0.005",
             "--backend",
             &backend(),
             "--out",
@@ -393,6 +400,12 @@ fn a_run_with_a_relative_dataset_is_evaluated_from_anywhere() {
         .output()
         .unwrap();
     finished_run(&out, &root.join("run"));
+    // A suspicious value is allowed, with a warning.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warning: --temperature = 0.005 is outside the usual"),
+        "{stderr}"
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_selfsup"))
         .current_dir("/")
         .args([
@@ -568,6 +581,16 @@ fn a_run_killed_at_random_moments_ends_with_the_weights_of_an_uninterrupted_one(
         std::fs::read_to_string(killed.join("steps.csv")).unwrap(),
         "the per-step losses differ after {kills} kills"
     );
+    // Per-epoch means cover every step of the epoch, not only those after a resume; only the
+    // throughput (last column) may differ.
+    let metrics = |dir: &Path| {
+        std::fs::read_to_string(dir.join("metrics.csv"))
+            .unwrap()
+            .lines()
+            .map(|l| l.rsplit_once(',').unwrap().0.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(metrics(&whole), metrics(&killed));
     // The model files differ in the parameter ids a fresh process draws; the weights must
     // not: the encoder's features of every training image, bit for bit.
     let features = |dir: &Path| {
