@@ -48,13 +48,17 @@ pub fn apply_env(cmd: &mut Command, provisioned: &Provisioned) {
     }
 }
 
-/// `--features` value enabling the given backends on `selfsup-backend`.
-pub fn features(backends: &[String]) -> String {
-    backends
+/// `--features` value enabling the given backends on `selfsup-backend`, and MPI in the CLI
+/// when it is provisioned (one feature set for every build of a provisioned machine).
+pub fn features(backends: &[String], provisioned: &Provisioned) -> String {
+    let mut list: Vec<String> = backends
         .iter()
         .map(|b| format!("selfsup-backend/{b}"))
-        .collect::<Vec<_>>()
-        .join(",")
+        .collect();
+    if provisioned.mpi {
+        list.push("selfsup-cli/mpi".into());
+    }
+    list.join(",")
 }
 
 fn cargo() -> Command {
@@ -101,7 +105,7 @@ fn build_in(
     let mut cmd = cargo();
     cmd.args(args)
         .args(scope)
-        .args(["--features", &features(backends)])
+        .args(["--features", &features(backends, provisioned)])
         .arg("--message-format=json-render-diagnostics")
         .stdout(Stdio::piped());
     apply_env(&mut cmd, provisioned);
@@ -109,7 +113,7 @@ fn build_in(
         "xtask: cargo {} {} --features {}",
         args.join(" "),
         scope.join(" "),
-        features(backends)
+        features(backends, provisioned)
     );
     let mut child = cmd.spawn().map_err(|e| format!("cannot run cargo: {e}"))?;
     let stdout = child.stdout.take().expect("stdout is piped");
@@ -204,7 +208,7 @@ pub fn doc_tests(backends: &[String], provisioned: &Provisioned, backend: &str) 
         "--exclude",
         "xtask",
         "--features",
-        &features(backends),
+        &features(backends, provisioned),
     ])
     .env("SELFSUP_BACKEND", backend);
     apply_env(&mut cmd, provisioned);

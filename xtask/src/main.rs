@@ -1,7 +1,7 @@
 //! `cargo xtask`: set-up, the cross-backend test matrix and golden checks for selfsup.
 //!
 //! ```text
-//! cargo xtask setup [flex|ndarray|wgpu|tch|all|data]   provision backends, or Fashion-MNIST
+//! cargo xtask setup [flex|ndarray|wgpu|tch|all|data|bench|mpi]   provision backends, data, tools
 //! cargo xtask test-all [--backends a,b]           the same tests on every backend
 //! cargo xtask golden FILE [--backends a,b] [--allow-missing]
 //! cargo xtask bench [--quick] [--backends a,b] [--workloads a,b] [--rounds N] [--no-pytorch]
@@ -32,9 +32,10 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Provision what backends need (CPU libtorch 2.9.0 for tch, a Vulkan driver for wgpu),
-    /// the full Fashion-MNIST and MNIST (`data`), or the PyTorch reference venv (`bench`).
+    /// the full Fashion-MNIST and MNIST (`data`), the PyTorch reference venv (`bench`), or
+    /// Open MPI and libclang for multi-process training (`mpi`).
     Setup {
-        /// flex, ndarray, wgpu, tch, all (the four backends), data or bench.
+        /// flex, ndarray, wgpu, tch, all (the four backends), data, bench or mpi.
         #[arg(default_value = "all")]
         what: String,
     },

@@ -28,6 +28,9 @@ const COMPLETE_MARKER: &str = ".selfsup-complete";
 pub struct Provisioned {
     /// The libtorch directory, when `tch` was requested or is already provisioned.
     pub libtorch: Option<PathBuf>,
+    /// Whether Open MPI and libclang are here: the CLI is then built with its `mpi` feature
+    /// and the distributed tests run under `mpirun`.
+    pub mpi: bool,
 }
 
 impl Provisioned {
@@ -57,12 +60,17 @@ pub fn run(what: &str) -> Result<Provisioned, String> {
         println!("setup: done");
         return Ok(Provisioned::default());
     }
+    if what == "mpi" {
+        ensure_mpi()?;
+        println!("setup: done");
+        return Ok(Provisioned::default());
+    }
     let backends: Vec<String> = match what {
         "all" => crate::ALL_BACKENDS.iter().map(|s| s.to_string()).collect(),
         one if crate::ALL_BACKENDS.contains(&one) => vec![one.to_string()],
         other => {
             return Err(format!(
-                "setup: unknown target '{other}'; valid: {}, all, data, bench",
+                "setup: unknown target '{other}'; valid: {}, all, data, bench, mpi",
                 crate::ALL_BACKENDS.join(", ")
             ));
         }
@@ -76,6 +84,7 @@ pub fn run(what: &str) -> Result<Provisioned, String> {
 pub fn ensure(backends: &[String]) -> Result<Provisioned, String> {
     let mut out = Provisioned {
         libtorch: libtorch_if_present(),
+        mpi: mpi_present(),
     };
     for backend in backends {
         match backend.as_str() {
@@ -342,22 +351,35 @@ fn ensure_vulkan() -> Result<(), String> {
         );
         return Ok(());
     }
-    let packages = VULKAN_PACKAGES.join(" ");
+    apt_install("wgpu", "software Vulkan", &VULKAN_PACKAGES)?;
+    match vulkan_icd() {
+        Some(icd) if vulkan_loader_present() => {
+            println!("setup wgpu: software Vulkan installed ({})", icd.display());
+            Ok(())
+        }
+        _ => Err(format!(
+            "wgpu: {} installed but no Vulkan driver is visible",
+            VULKAN_PACKAGES.join(" ")
+        )),
+    }
+}
+
+/// Installs Debian packages (as root, with apt-get), for `what`.
+fn apt_install(what: &str, purpose: &str, packages: &[&str]) -> Result<(), String> {
+    let list = packages.join(" ");
     let has_apt = Command::new("apt-get").arg("--version").output().is_ok();
     if !(is_root() && has_apt) {
         return Err(format!(
-            "wgpu: no Vulkan driver found; install one (Debian/Ubuntu: `sudo apt-get install \
-             {packages}` gives software Vulkan) or leave wgpu out: --backends flex,ndarray,tch"
+            "setup {what}: {purpose} is missing; install it (Debian/Ubuntu: `sudo apt-get \
+             install {list}`)"
         ));
     }
-    println!(
-        "setup wgpu: no Vulkan driver; installing software Vulkan: apt-get install {packages}"
-    );
+    println!("setup {what}: installing {purpose}: apt-get install {list}");
     for args in [
         vec!["update", "-qq"],
         [
             vec!["install", "-y", "-qq", "--no-install-recommends"],
-            VULKAN_PACKAGES.to_vec(),
+            packages.to_vec(),
         ]
         .concat(),
     ] {
@@ -365,22 +387,55 @@ fn ensure_vulkan() -> Result<(), String> {
             .args(&args)
             .env("DEBIAN_FRONTEND", "noninteractive")
             .status()
-            .map_err(|e| format!("setup wgpu: cannot run apt-get: {e}"))?;
+            .map_err(|e| format!("setup {what}: cannot run apt-get: {e}"))?;
         if !status.success() {
             return Err(format!(
-                "wgpu: `apt-get {}` failed ({status}); install {packages} by hand",
+                "setup {what}: `apt-get {}` failed ({status}); install {list} by hand",
                 args.join(" ")
             ));
         }
     }
-    match vulkan_icd() {
-        Some(icd) if vulkan_loader_present() => {
-            println!("setup wgpu: software Vulkan installed ({})", icd.display());
-            Ok(())
-        }
-        _ => Err(format!(
-            "wgpu: {packages} installed but no Vulkan driver is visible"
-        )),
+    Ok(())
+}
+
+/// Open MPI (runtime, headers, `mpicc`) and libclang, which the `mpi` crate's build (bindgen)
+/// needs.
+const MPI_PACKAGES: [&str; 3] = ["libopenmpi-dev", "openmpi-bin", "libclang-dev"];
+
+/// Whether `mpirun`, `mpicc` and libclang are all here.
+pub fn mpi_present() -> bool {
+    let runs = |cmd: &str, arg: &str| {
+        Command::new(cmd)
+            .arg(arg)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let libclang = std::fs::read_dir("/usr/lib")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| {
+            e.file_name().to_string_lossy().starts_with("llvm-")
+                && e.path().join("lib").join("libclang.so").exists()
+        });
+    runs("mpirun", "--version") && runs("mpicc", "--showme:version") && libclang
+}
+
+/// `cargo xtask setup mpi`: Open MPI and what rsmpi's build needs, idempotently.
+pub fn ensure_mpi() -> Result<(), String> {
+    if mpi_present() {
+        println!("setup mpi: Open MPI and libclang present");
+        return Ok(());
+    }
+    apt_install("mpi", "Open MPI and libclang", &MPI_PACKAGES)?;
+    if mpi_present() {
+        println!("setup mpi: Open MPI and libclang installed");
+        Ok(())
+    } else {
+        Err(format!(
+            "setup mpi: {} installed, but mpirun, mpicc or libclang is still missing",
+            MPI_PACKAGES.join(" ")
+        ))
     }
 }
 

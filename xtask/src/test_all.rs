@@ -29,6 +29,10 @@ impl Counts {
 
 pub fn run(backends: &[String]) -> Result<ExitCode, String> {
     let started = Instant::now();
+    // MPI for the distributed tests; without it they say so and the rest runs.
+    if let Err(e) = setup::ensure_mpi() {
+        println!("xtask: {e}; the distributed (mpirun) tests will not run");
+    }
     let provisioned = setup::ensure(backends)?;
     let (tests, cli) = cargo::build_tests(&provisioned.build_backends(), &provisioned)?;
     println!(

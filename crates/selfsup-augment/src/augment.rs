@@ -156,9 +156,9 @@ impl Augmentation {
             }
             Augmentation::HorizontalFlip { p } => check_probability("horizontal_flip", p),
             Augmentation::Rotation { degrees, p } => {
-                if !(degrees.is_finite() && degrees >= 0.0) {
+                if !(degrees.is_finite() && (0.0..=360.0).contains(&degrees)) {
                     return Err(format!(
-                        "rotation: degrees must be >= 0, got {}",
+                        "rotation: degrees must be in [0, 360], got {}",
                         short(degrees)
                     ));
                 }
@@ -169,9 +169,9 @@ impl Augmentation {
                 contrast,
                 p,
             } => {
-                if !(brightness.is_finite() && brightness >= 0.0) {
+                if !(brightness.is_finite() && (0.0..=10.0).contains(&brightness)) {
                     return Err(format!(
-                        "color_jitter: brightness must be >= 0, got {}",
+                        "color_jitter: brightness must be in [0, 10] (factors up to 1 + brightness), got {}",
                         short(brightness)
                     ));
                 }
@@ -191,7 +191,8 @@ impl Augmentation {
                         "gaussian_blur: sigma must be at most {MAX_BLUR_SIGMA} pixels (a wider \
                          blur flattens any image selfsup trains on, and its kernel of radius 3σ \
                          would take hours), got [{}, {}]",
-                        sigma[0], sigma[1]
+                        short(sigma[0]),
+                        short(sigma[1])
                     ));
                 }
                 check_probability("gaussian_blur", p)

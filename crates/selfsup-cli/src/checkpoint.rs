@@ -140,9 +140,14 @@ fn file_sum(dir: &Path, name: &str) -> Option<FileSum> {
     })
 }
 
-/// Whether `checkpoint` is complete and unaltered. A checkpoint from before manifests
-/// existed counts as intact when its three files are there and its progress parses.
+/// Whether `checkpoint` is complete and unaltered. In a run from before manifests existed
+/// (no `.selfsup-run` marker) a checkpoint without one counts as intact when its three files
+/// are there and its progress parses; in a marked run a missing manifest is damage.
 fn intact(checkpoint: &Path) -> bool {
+    let legacy = checkpoint
+        .parent()
+        .and_then(Path::parent)
+        .is_some_and(|run| !crate::rundir::is_marked(run));
     let parses = || progress(checkpoint).is_ok();
     match fs::read_to_string(checkpoint.join(MANIFEST)) {
         Ok(text) => match serde_json::from_str::<Manifest>(&text) {
@@ -157,12 +162,25 @@ fn intact(checkpoint: &Path) -> bool {
             Err(_) => false,
         },
         Err(_) => {
-            [MODEL, OPTIMIZER]
-                .iter()
-                .all(|f| checkpoint.join(f).is_file())
+            legacy
+                && [MODEL, OPTIMIZER]
+                    .iter()
+                    .all(|f| checkpoint.join(f).is_file())
                 && parses()
         }
     }
+}
+
+/// A message without the names of temporary files (`x.bpk.123-4.tmp` → `x.bpk`).
+fn strip_tmp(message: &str) -> String {
+    message
+        .split('\'')
+        .map(|part| match part.find(".bpk.") {
+            Some(at) if part.ends_with(".tmp") => format!("{}.bpk", &part[..at]),
+            _ => part.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("'")
 }
 
 /// The step of a checkpoint folder named `step-NNNNNNNN`.
@@ -191,13 +209,25 @@ pub fn save<M: Module>(
     // record reads the value without syncing: `valid()` syncs every one (its copy is dropped),
     // so the checkpoint holds the running statistics the next forward would use.
     drop(model.valid());
+    // A failed write (a full disk) leaves no half-written folder, and its message names the
+    // checkpoint, not the temporary folder.
+    let failed = |file: &str, e: &dyn std::fmt::Display| {
+        let _ = fs::remove_dir_all(&tmp);
+        let message = e
+            .to_string()
+            .replace(&tmp.display().to_string(), &done.display().to_string());
+        io_error(
+            &done.join(file),
+            format!("cannot write: {}", strip_tmp(&message)),
+        )
+    };
     model
         .clone()
         .save_file(tmp.join(MODEL))
-        .map_err(|e| io_error(&done.join(MODEL), format!("cannot write: {e}")))?;
+        .map_err(|e| failed(MODEL, &e))?;
     optimizer
         .save(tmp.join(OPTIMIZER))
-        .map_err(|e| io_error(&done.join(OPTIMIZER), format!("cannot write: {e}")))?;
+        .map_err(|e| failed(OPTIMIZER, &e))?;
     sync_file(&tmp.join(MODEL))?;
     sync_file(&tmp.join(OPTIMIZER))?;
     let progress_json = serde_json::to_string_pretty(progress).expect("progress serialises");
@@ -219,9 +249,10 @@ pub fn save<M: Module>(
     {
         let file_name = entry.file_name();
         let file_name = file_name.to_string_lossy();
+        // Older intact checkpoints go; a damaged one stays for the user to look at.
         let older = step_of(&file_name).is_some_and(|step| step < progress.step);
         let stale = file_name.starts_with(".step-") && file_name.ends_with(".tmp");
-        if older || stale {
+        if (older && intact(&entry.path())) || stale {
             let _ = fs::remove_dir_all(entry.path());
         }
     }
@@ -295,7 +326,20 @@ pub fn keep_epoch_model(dir: &Path, checkpoint: &Path, epoch: usize) -> Result<P
     let path = epoch_model(dir, epoch);
     let bytes =
         fs::read(checkpoint.join(MODEL)).map_err(|e| io_error(&checkpoint.join(MODEL), e))?;
+    let sum = FileSum {
+        name: path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned(),
+        bytes: bytes.len() as u64,
+        crc32: crc32fast::hash(&bytes),
+    };
     write_atomic(&path, &bytes)?;
+    write_atomic(
+        &sum_path(&path),
+        serde_json::to_string(&sum).expect("serialises").as_bytes(),
+    )?;
     Ok(path)
 }
 
@@ -310,8 +354,26 @@ pub fn load_model<M: Module>(checkpoint: &Path, model: M) -> Result<M, UserError
     load_model_file(&checkpoint.join(MODEL), model)
 }
 
-/// Loads weights from a model file (a checkpoint's or a kept epoch's) into `model`.
+/// Where the size and CRC-32 of a kept epoch model are.
+fn sum_path(model: &Path) -> PathBuf {
+    model.with_extension("bpk.sum")
+}
+
+/// Loads weights from a model file (a checkpoint's or a kept epoch's) into `model`; an epoch
+/// model with a sum file must match it.
 pub fn load_model_file<M: Module>(path: &Path, model: M) -> Result<M, UserError> {
+    if let Ok(text) = fs::read_to_string(sum_path(path)) {
+        let want: Option<FileSum> = serde_json::from_str(&text).ok();
+        let bytes = fs::read(path).map_err(|e| io_error(path, e))?;
+        let matches = want
+            .is_some_and(|w| w.bytes == bytes.len() as u64 && w.crc32 == crc32fast::hash(&bytes));
+        if !matches {
+            return Err(io_error(
+                path,
+                "fails its checksum (.sum file): the file is damaged or truncated",
+            ));
+        }
+    }
     model
         .try_load_file(path)
         .map_err(|e| io_error(path, load_failure(&e.to_string())))
@@ -331,7 +393,11 @@ pub fn load_optimizer(
 /// Why a record did not load, with the likely cause: a file that does not decode is damaged;
 /// one that decodes but does not fit was written for other networks.
 fn load_failure(detail: &str) -> String {
-    let detail = detail.replace('\n', " ");
+    let detail = detail
+        .replace('\n', " ")
+        .replace("Shape { dims: ", "")
+        .replace("] }", "]")
+        .replace('"', "");
     let detail: String = detail.chars().take(200).collect();
     let lower = detail.to_lowercase();
     if ["missing", "shape", "mismatch", "not found"]
@@ -340,7 +406,7 @@ fn load_failure(detail: &str) -> String {
     {
         format!(
             "does not fit the networks of this run's config.toml ({detail}); was it written by \
-             another run?"
+             another run, or did the dataset's image size change since training?"
         )
     } else {
         format!("cannot be read ({detail}); the file is damaged or truncated")

@@ -185,6 +185,9 @@ pub struct RunConfig {
     pub probe_epochs: usize,
     /// Neighbours of the kNN evaluation.
     pub knn_k: usize,
+    /// Under mpirun: batch norm with the global batch's statistics (every rank's), so that W
+    /// ranks take the one-process step; off, each rank normalises its own shard.
+    pub sync_batch_norm: bool,
     /// One augmentation pipeline per view; empty means the method's preset.
     pub views: Vec<Pipeline>,
 }
@@ -228,6 +231,7 @@ impl Default for RunConfig {
             checkpoint_every: 0,
             probe_epochs: 30,
             knn_k: 20,
+            sync_batch_norm: true,
             views: Vec::new(),
         }
     }
@@ -240,8 +244,7 @@ impl RunConfig {
     ///
     /// An unreadable file, bad TOML or an unknown field, naming the file.
     pub fn load(path: &Path) -> Result<RunConfig, UserError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| UserError(format!("cannot read config {}: {e}", path.display())))?;
+        let text = read_config_text(path)?;
         toml::from_str(&text)
             .map_err(|e| UserError(format!("config {}: {}", path.display(), one_line(&e))))
     }
@@ -259,9 +262,7 @@ impl RunConfig {
     ) -> Result<(RunConfig, Origin), UserError> {
         let user = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    UserError(format!("cannot read config {}: {e}", path.display()))
-                })?;
+                let text = read_config_text(path)?;
                 let table: toml::Table = toml::from_str(&text).map_err(|e| {
                     UserError(format!("config {}: {}", path.display(), one_line(&e)))
                 })?;
@@ -318,6 +319,13 @@ impl RunConfig {
         use crate::short;
         let at = |key: &str| origin.name(key);
         let bad = |message: String| Err(UserError(message));
+        if self.dataset.trim().is_empty() {
+            return bad(format!(
+                "{} is empty; name a dataset ({}), a folder or a CSV file",
+                at("dataset"),
+                selfsup_data::sources::NAMED.join(", ")
+            ));
+        }
         if !METHODS.contains(&self.method.as_str()) {
             return bad(format!(
                 "unknown method '{}' ({}); choose one of {}",
@@ -572,6 +580,31 @@ pub fn preset_pair(samples: &Samples) -> Vec<Pipeline> {
     } else {
         vec![Pipeline::simclr_grayscale(side); 2]
     }
+}
+
+/// The most a config file may hold (they are a few hundred bytes).
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// A config file's text, read up to [`MAX_CONFIG_BYTES`] (a device like `/dev/zero` or a
+/// huge file is refused, not read into memory).
+fn read_config_text(path: &Path) -> Result<String, UserError> {
+    use std::io::Read;
+    let cannot = |e: &dyn std::fmt::Display| {
+        UserError(format!("cannot read config {}: {e}", path.display()))
+    };
+    let file = std::fs::File::open(path).map_err(|e| cannot(&e))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| cannot(&e))?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(UserError(format!(
+            "config {} is larger than {} MiB; a config holds settings only",
+            path.display(),
+            MAX_CONFIG_BYTES >> 20
+        )));
+    }
+    String::from_utf8(bytes).map_err(|_| cannot(&"not UTF-8 text; is it a TOML file?"))
 }
 
 /// A TOML error on one line.

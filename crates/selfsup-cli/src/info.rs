@@ -26,6 +26,14 @@ pub fn run(args: InfoArgs) -> Result<ExitCode, UserError> {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    println!(
+        "mpi: {}",
+        if cfg!(feature = "mpi") {
+            "compiled in (run under mpirun for data-parallel training)"
+        } else {
+            "not compiled in (cargo feature `mpi`, after `cargo xtask setup mpi`)"
+        }
+    );
     let mut all_usable = true;
     for backend in backends {
         let found = probe(backend);

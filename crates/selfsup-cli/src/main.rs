@@ -142,9 +142,100 @@ fn report_panics_as_bugs() {
     }));
 }
 
+/// What keeps MPI alive until `main` returns (nothing without the `mpi` feature).
+#[cfg(feature = "mpi")]
+type Session = Option<selfsup_dist::MpiSession>;
+#[cfg(not(feature = "mpi"))]
+type Session = ();
+
+/// Under `mpirun`, joins the other ranks (feature `mpi`); a build without it refuses to run
+/// as one of several ranks, which would train W separate copies of one run.
+fn join_ranks() -> Result<Session, UserError> {
+    let ranks = ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok()?.parse::<usize>().ok())
+        .unwrap_or(1);
+    #[cfg(feature = "mpi")]
+    {
+        if ranks < 2 {
+            return Ok(None);
+        }
+        Ok(selfsup_dist::Mpi::init().map(|(mpi, session)| {
+            selfsup_dist::set_global(std::sync::Arc::new(mpi));
+            session
+        }))
+    }
+    #[cfg(not(feature = "mpi"))]
+    if ranks < 2 {
+        Ok(())
+    } else {
+        Err(UserError(format!(
+            "started as one of {ranks} ranks, but this selfsup was built without MPI; build \
+             it with `--features mpi` (after `cargo xtask setup mpi`)"
+        )))
+    }
+}
+
+/// The Vulkan loader (wgpu) prints an `error:` line on every start when XDG_RUNTIME_DIR is
+/// unset (containers, CI): give it a private folder, as a desktop session would.
+fn runtime_dir() {
+    if std::env::var_os("XDG_RUNTIME_DIR").is_some() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("selfsup-runtime-{}", std::process::id()));
+    if std::fs::create_dir_all(&dir).is_ok() {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+        }
+        // SAFETY: called first thing in `main`, before any other thread exists.
+        unsafe { std::env::set_var("XDG_RUNTIME_DIR", &dir) };
+    }
+}
+
+/// Command-line mistakes as one line (clap's own message, without its usage block); help
+/// and version print as clap prints them.
+fn parse() -> Result<Cli, ExitCode> {
+    match Cli::try_parse() {
+        Ok(cli) => Ok(cli),
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            Err(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            let text = e.to_string();
+            let first = text
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("bad arguments")
+                .trim_start_matches("error: ");
+            let hint = text
+                .lines()
+                .find(|l| l.trim_start().starts_with("tip:"))
+                .map(|t| format!("; {}", t.trim().trim_start_matches("tip: ")))
+                .unwrap_or_default();
+            eprintln!("error: {first}{hint} (see --help)");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
 fn main() -> ExitCode {
+    runtime_dir();
     report_panics_as_bugs();
-    let cli = Cli::parse();
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
+    // Dropped when `main` returns: every rank finalises MPI before it exits.
+    let _session = match join_ranks() {
+        Ok(session) => session,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let result = match cli.command {
         Command::Info(args) => info::run(args),
         Command::Golden(args) => golden::run(args),

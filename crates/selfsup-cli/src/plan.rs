@@ -89,6 +89,23 @@ pub fn check(config: &RunConfig, data: &Data, origin: &Origin) -> Result<Vec<Str
             train.len()
         ));
     }
+    if data.labelled() {
+        let trained: std::collections::BTreeSet<u8> = train.labels().iter().copied().collect();
+        let unseen = data
+            .split
+            .test
+            .labels()
+            .iter()
+            .filter(|l| !trained.contains(l))
+            .count();
+        if unseen > 0 {
+            warnings.push(format!(
+                "{unseen} test samples belong to classes with no training sample; the kNN and \
+                 linear probes cannot get them right (are the class folders of train/ and \
+                 test/ named alike?)"
+            ));
+        }
+    }
     if let Some(limit) = config.limit
         && limit > train.len()
     {
@@ -209,13 +226,32 @@ pub fn check(config: &RunConfig, data: &Data, origin: &Origin) -> Result<Vec<Str
                 .saturating_mul(4),
         );
     }
+    // The heads' weights, each with a gradient and two Adam moments (momentum teachers keep
+    // another copy): hidden and projection widths multiply.
+    let (h, p, q) = (
+        config.hidden_dim,
+        config.projection_dim,
+        config.predictor_hidden_dim,
+    );
+    let head = 512usize
+        .saturating_mul(h)
+        .saturating_add(h.saturating_mul(h))
+        .saturating_add(h.saturating_mul(p))
+        .saturating_add(2usize.saturating_mul(p).saturating_mul(q));
+    let head = if config.method == "dino" {
+        head.saturating_add(p.saturating_mul(config.dino_output_dim))
+    } else {
+        head
+    };
+    floats = floats.saturating_add(head.saturating_mul(5));
     let bytes = (floats as u64).saturating_mul(4);
     if let Some(available) = available_memory()
         && bytes > available
     {
         return bad(format!(
-            "a training step would need about {} of memory ({}, {} views), and {} is \
-             available: lower the batch or the views' sizes",
+            "a training step would need about {} of memory ({}, {} views, heads of \
+             hidden_dim = {h} and projection_dim = {p}), and {} is available: lower the batch, \
+             the views' sizes or the heads' widths",
             gib(bytes),
             origin.setting("batch", config.batch),
             pipelines.len(),

@@ -76,6 +76,10 @@ pub struct PretrainArgs {
     /// Continue the run in --out from its last checkpoint
     #[arg(long)]
     resume: bool,
+    /// Under mpirun: normalise each rank's shard with its own batch statistics (PyTorch DDP's
+    /// default) instead of the global batch's
+    #[arg(long)]
+    no_sync_bn: bool,
 }
 
 impl PretrainArgs {
@@ -105,6 +109,10 @@ impl PretrainArgs {
         if let Some(limit) = self.limit {
             config.limit = Some(limit);
             given.push("limit");
+        }
+        if self.no_sync_bn {
+            config.sync_batch_norm = false;
+            given.push("no-sync-bn");
         }
         given
     }
@@ -147,9 +155,36 @@ fn resolve_dataset(config: &mut RunConfig) {
     }
 }
 
-/// `selfsup pretrain`.
-pub fn pretrain(args: PretrainArgs) -> Result<ExitCode, UserError> {
-    let started = Instant::now();
+/// Everything a run needs before its networks are built, checked.
+struct Prepared {
+    config: RunConfig,
+    dir: PathBuf,
+    /// Held by the rank that writes the run directory (rank 0; the only one without MPI).
+    lock: Option<rundir::RunLock>,
+    backend: Backend,
+    device: Device,
+    data: Data,
+    resume_from: Option<PathBuf>,
+}
+
+/// On W ranks, every rank's verdict on [`prepare`]: a rank that failed reports its own
+/// error, and the others stop too instead of waiting for it in the first collective.
+fn agree<T>(result: Result<T, UserError>) -> Result<T, UserError> {
+    let world = selfsup_dist::current().world_size();
+    if world == 1 {
+        return result;
+    }
+    let ready = selfsup_dist::all_reduce_scalar(if result.is_ok() { 1.0 } else { 0.0 });
+    match result {
+        Ok(_) if ready < world as f64 - 0.5 => Err(UserError(
+            "another rank could not start the run (its error is above); stopping".into(),
+        )),
+        other => other,
+    }
+}
+
+/// Settles the run's settings, data and directory; under MPI only rank 0 (`lead`) writes.
+fn prepare(args: &PretrainArgs, lead: bool, world: usize) -> Result<Prepared, UserError> {
     let (config, origin, dir, lock) = if args.resume {
         let dir = args.out.clone().ok_or_else(|| {
             UserError("--resume needs --out DIR naming the run to continue".into())
@@ -159,11 +194,35 @@ pub fn pretrain(args: PretrainArgs) -> Result<ExitCode, UserError> {
                 "--config cannot be combined with --resume; the run keeps its config.toml".into(),
             ));
         }
+        if !matches!(rundir::inspect(&dir)?, rundir::State::Run { .. }) {
+            return Err(UserError(format!(
+                "{} is not a selfsup run (no .selfsup-run marker or checkpoints); --resume \
+                 continues a run that `selfsup pretrain --out` started",
+                dir.display()
+            )));
+        }
         let (mut config, mut origin) = run_config(&dir)?;
-        let lock = rundir::lock(&dir)?;
+        let lock = if lead {
+            Some(rundir::lock(&dir)?)
+        } else {
+            None
+        };
         let saved = config.clone();
         origin.flags = args.apply(&mut config);
         resolve_dataset(&mut config);
+        if let Some(done) = checkpoint::latest(&dir)?
+            .map(|found| checkpoint::progress(&found))
+            .transpose()?
+            .map(|p| p.epoch)
+            .filter(|&done| config.epochs < done)
+        {
+            return Err(UserError(format!(
+                "--epochs {} is fewer than the {done} epochs the run in {} has finished; give \
+                 at least {done} (or leave --epochs out)",
+                config.epochs,
+                dir.display()
+            )));
+        }
         let kept = |name: &&&str| !["epochs", "backend"].contains(*name);
         if let Some(changed) = origin
             .flags
@@ -177,7 +236,7 @@ pub fn pretrain(args: PretrainArgs) -> Result<ExitCode, UserError> {
                 dir.display()
             )));
         }
-        (config, origin, dir, Some(lock))
+        (config, origin, dir, lock)
     } else {
         let (mut config, mut origin) =
             RunConfig::for_new_run(args.method.as_deref(), args.config.as_deref())?;
@@ -196,6 +255,10 @@ pub fn pretrain(args: PretrainArgs) -> Result<ExitCode, UserError> {
         }
         resolve_dataset(&mut config);
         let dir = run::run_dir(args.out.clone(), &config);
+        // Every rank trains into rank 0's choice.
+        let mut name = dir.to_string_lossy().into_owned().into_bytes();
+        selfsup_dist::current().broadcast(&mut name, 0);
+        let dir = PathBuf::from(String::from_utf8_lossy(&name).into_owned());
         // Checked before the lock (which creates the folder), and again under it.
         let refuse = |state: rundir::State| match state {
             rundir::State::Free
@@ -216,6 +279,13 @@ pub fn pretrain(args: PretrainArgs) -> Result<ExitCode, UserError> {
         (config, origin, dir, None)
     };
     config.validate(&origin)?;
+    if !config.batch.is_multiple_of(world) {
+        return Err(UserError(format!(
+            "{} is the global batch and must divide among the {world} ranks; use a multiple \
+             of {world}",
+            origin.setting("batch", config.batch)
+        )));
+    }
     let (backend, device) = backend_device(&config.backend)?;
     let data = Data::load(&config)?;
     if config.needs_labels() && !data.labelled() {
@@ -232,10 +302,13 @@ pub fn pretrain(args: PretrainArgs) -> Result<ExitCode, UserError> {
         )));
     }
     for warning in plan::check(&config, &data, &origin)? {
-        eprintln!("warning: {warning}");
+        if lead {
+            eprintln!("warning: {warning}");
+        }
     }
     let lock = match lock {
-        Some(lock) => lock,
+        Some(lock) => Some(lock),
+        None if !lead => None,
         None => {
             // Taken only now, so that a refused start leaves no folder; the folder is looked
             // at again under the lock, in case another process started a run there meanwhile.
@@ -244,7 +317,7 @@ pub fn pretrain(args: PretrainArgs) -> Result<ExitCode, UserError> {
                 rundir::State::Free
                 | rundir::State::Run {
                     checkpointed: false,
-                } => lock,
+                } => Some(lock),
                 _ => {
                     return Err(UserError(format!(
                         "another process started a run in {} meanwhile; choose another --out",
@@ -254,7 +327,11 @@ pub fn pretrain(args: PretrainArgs) -> Result<ExitCode, UserError> {
             }
         }
     };
-    if !args.resume {
+    if args.resume && lead {
+        // --epochs and --backend may change on a resume: the run's config says what it is now.
+        checkpoint::write_atomic(&dir.join("config.toml"), config.to_toml().as_bytes())?;
+    }
+    if !args.resume && lead {
         // A run that never reached a checkpoint is started afresh: its own files are
         // replaced, nobody else's.
         let checkpoints = dir.join("checkpoints");
@@ -272,24 +349,71 @@ pub fn pretrain(args: PretrainArgs) -> Result<ExitCode, UserError> {
             Some(found) => {
                 checkpoint::progress(found)?.check(data.steps_per_epoch(&config), found)?;
             }
-            None => eprintln!(
+            None if lead => eprintln!(
                 "{} has no checkpoint yet: starting it from step 0",
                 dir.display()
             ),
+            None => {}
         }
         found
     } else {
         None
     };
-    eprintln!(
-        "pretraining {} + {} on {} ({} training samples, {} steps per epoch) with {backend}; run directory {}",
-        config.method,
-        config.encoder,
-        config.dataset,
-        data.split.train.len(),
-        data.steps_per_epoch(&config),
-        dir.display()
-    );
+    if lead {
+        eprintln!(
+            "pretraining {} + {} on {} ({} training samples, {} steps per epoch) with \
+             {backend}{}; run directory {}",
+            config.method,
+            config.encoder,
+            config.dataset,
+            data.split.train.len(),
+            data.steps_per_epoch(&config),
+            if world > 1 {
+                format!(
+                    " on {world} ranks ({} samples each per step)",
+                    config.batch / world
+                )
+            } else {
+                String::new()
+            },
+            dir.display()
+        );
+    }
+    Ok(Prepared {
+        config,
+        dir,
+        lock,
+        backend,
+        device,
+        data,
+        resume_from,
+    })
+}
+
+/// `selfsup pretrain`.
+pub fn pretrain(args: PretrainArgs) -> Result<ExitCode, UserError> {
+    let started = Instant::now();
+    let comm = selfsup_dist::current();
+    let Prepared {
+        config,
+        dir,
+        lock,
+        backend,
+        device,
+        data,
+        resume_from,
+    } = agree(prepare(&args, comm.rank() == 0, comm.world_size()))?;
+    selfsup_nn::set_sync_batch_norm(config.sync_batch_norm);
+    if comm.world_size() > 1
+        && comm.rank() == 0
+        && config.sync_batch_norm
+        && !selfsup_nn::BatchNorm::synchronises_on(&device)
+    {
+        eprintln!(
+            "warning: synchronised batch norm runs on flex and tch; on {backend} each rank \
+             normalises its own shard"
+        );
+    }
     let autodiff = device.clone().autodiff();
     let job = PretrainJob {
         config: &config,
@@ -298,7 +422,10 @@ pub fn pretrain(args: PretrainArgs) -> Result<ExitCode, UserError> {
         resume_from,
         device: &device,
     };
-    let trained = run::with_networks(&config, &data, &autodiff, job)?;
+    let Some(trained) = run::with_networks(&config, &data, &autodiff, job)? else {
+        // Another rank than 0 of a distributed run: rank 0 evaluates and reports.
+        return Ok(ExitCode::SUCCESS);
+    };
     eprintln!(
         "evaluating: linear probe ({} epochs) and the raw-input kNN baseline",
         config.probe_epochs
@@ -358,6 +485,7 @@ pub fn pretrain(args: PretrainArgs) -> Result<ExitCode, UserError> {
 
 fn config_field_differs(saved: &RunConfig, now: &RunConfig, flag: &str) -> bool {
     match flag {
+        "no-sync-bn" => saved.sync_batch_norm != now.sync_batch_norm,
         "method" => saved.method != now.method,
         "encoder" => saved.encoder != now.encoder,
         "dataset" => saved.dataset != now.dataset,
@@ -661,11 +789,15 @@ impl Job for Embed<'_> {
             .try_to_vec::<f32>()
             .expect("features convert to f32");
         crate::npy::write_f32(self.out, &values, n, d)?;
+        println!("{n} embeddings of dimension {d} → {}", self.out.display());
+        if !self.data.labelled() {
+            println!("no labels: the dataset has no classes");
+            return Ok(());
+        }
         let labels: Vec<i64> = set.labels().iter().map(|&l| l as i64).collect();
         let stem = self.out.with_extension("");
         let labels_path = PathBuf::from(format!("{}.labels.npy", stem.display()));
         crate::npy::write_i64(&labels_path, &labels)?;
-        println!("{n} embeddings of dimension {d} → {}", self.out.display());
         println!("labels → {}", labels_path.display());
         Ok(())
     }
@@ -683,8 +815,11 @@ pub fn embed(args: EmbedArgs) -> Result<ExitCode, UserError> {
         }
     };
     let stem = args.out.with_extension("");
-    crate::rundir::check_output_file(&args.out)?;
-    crate::rundir::check_output_file(&PathBuf::from(format!("{}.labels.npy", stem.display())))?;
+    let labels = PathBuf::from(format!("{}.labels.npy", stem.display()));
+    for path in [&args.out, &labels] {
+        rundir::check_output_file(path)?;
+        rundir::check_not_run_file(path, &args.run)?;
+    }
     let (config, checkpoint, data, device) = open_run(&args.run, args.backend.as_deref())?;
     let job = Embed {
         checkpoint,

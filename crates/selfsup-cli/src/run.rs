@@ -433,6 +433,17 @@ pub struct TrainedAny {
 const STEPS_HEADER: &str = "step,epoch,loss";
 const METRICS_HEADER: &str = "epoch,step,loss,online_probe_acc,knn_acc,rankme,alignment,uniformity,relative_std,collapsed,images_per_s";
 
+/// Initialises every lazily initialised parameter of `module` now.
+fn materialise<M: Module>(module: &M) {
+    struct Touch;
+    impl burn::module::ModuleVisitor for Touch {
+        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+            let _ = param.val();
+        }
+    }
+    module.visit(&mut Touch);
+}
+
 /// Keeps the first `keep` data rows of a CSV file (header kept), atomically.
 fn truncate_csv(path: &Path, header: &str, keep: usize) -> Result<Vec<String>, UserError> {
     let text = fs::read_to_string(path).unwrap_or_default();
@@ -452,6 +463,32 @@ fn truncate_csv(path: &Path, header: &str, keep: usize) -> Result<Vec<String>, U
     Ok(rows)
 }
 
+/// [`truncate_csv`] on the rank that writes the run directory; the others read the rows.
+fn truncate_csv_on(
+    lead: bool,
+    path: &Path,
+    header: &str,
+    keep: usize,
+) -> Result<Vec<String>, UserError> {
+    if lead {
+        return truncate_csv(path, header, keep);
+    }
+    let text = fs::read_to_string(path).unwrap_or_default();
+    Ok(text
+        .lines()
+        .skip(1)
+        .take(keep)
+        .map(str::to_string)
+        .collect())
+}
+
+/// A line on stderr from the rank that speaks for the run.
+fn lead_says(lead: bool, line: String) {
+    if lead {
+        eprintln!("{line}");
+    }
+}
+
 fn append(path: &Path, line: &str) -> Result<(), UserError> {
     let mut file = fs::OpenOptions::new()
         .append(true)
@@ -469,7 +506,18 @@ struct ProgressLine {
 }
 
 impl ProgressLine {
-    fn show(&self, epoch: usize, step: usize, loss: f64, images_per_s: f64, probe: f64) {
+    fn show_on(
+        &self,
+        lead: bool,
+        epoch: usize,
+        step: usize,
+        loss: f64,
+        images_per_s: f64,
+        probe: f64,
+    ) {
+        if !lead {
+            return;
+        }
         let (epochs, steps) = (self.epochs, self.steps);
         let width = 24;
         let filled = width * step / steps.max(1);
@@ -495,13 +543,14 @@ impl ProgressLine {
 }
 
 impl Job for PretrainJob<'_> {
-    type Output = TrainedAny;
+    /// What rank 0 reports; `None` on the other ranks of a distributed run.
+    type Output = Option<TrainedAny>;
 
     fn run<M: Method>(
         self,
         model: Pretraining<M>,
         pipelines: Vec<Pipeline>,
-    ) -> Result<TrainedAny, UserError> {
+    ) -> Result<Option<TrainedAny>, UserError> {
         let PretrainJob {
             config,
             data,
@@ -510,6 +559,16 @@ impl Job for PretrainJob<'_> {
             device,
         } = self;
         let autodiff = device.clone().autodiff();
+        // On W ranks (mpirun) each trains on its shard of every global batch; rank 0 alone
+        // writes the run directory and evaluates.
+        let comm = selfsup_dist::current();
+        let (rank, world) = (comm.rank(), comm.world_size());
+        let lead = rank == 0;
+        let shard = config.batch / world;
+        // Parameters are initialised lazily, on first use, from the device's random stream:
+        // draw them now, while that stream is the run's seed, so that the weights do not
+        // depend on what touches them first (a broadcast, a checkpoint load, the first step).
+        materialise(&model);
         let mut model = model;
         let mut optimizer: ModuleOptimizer = schedule::optimizer(config);
         let mut lr_scheduler = schedule::lr_scheduler(
@@ -535,7 +594,7 @@ impl Job for PretrainJob<'_> {
                 }
                 model = checkpoint::load_model(&found, model)?;
                 optimizer = checkpoint::load_optimizer(&found, optimizer)?;
-                step_losses = truncate_csv(&steps_path, STEPS_HEADER, progress.step)?
+                step_losses = truncate_csv_on(lead, &steps_path, STEPS_HEADER, progress.step)?
                     .iter()
                     .map(|row| {
                         row.rsplit(',')
@@ -544,23 +603,29 @@ impl Job for PretrainJob<'_> {
                             .unwrap_or(f64::NAN)
                     })
                     .collect();
-                truncate_csv(&metrics_path, METRICS_HEADER, progress.epoch)?;
+                truncate_csv_on(lead, &metrics_path, METRICS_HEADER, progress.epoch)?;
                 for _ in 0..progress.step {
                     lr_scheduler.step();
                 }
-                eprintln!(
-                    "resuming {} from step {} (epoch {} of {})",
-                    dir.display(),
-                    progress.step,
-                    (progress.epoch + 1).min(config.epochs),
-                    config.epochs
+                lead_says(
+                    lead,
+                    format!(
+                        "resuming {} from step {} (epoch {} of {})",
+                        dir.display(),
+                        progress.step,
+                        (progress.epoch + 1).min(config.epochs),
+                        config.epochs
+                    ),
                 );
             }
             None => {
-                truncate_csv(&steps_path, STEPS_HEADER, 0)?;
-                truncate_csv(&metrics_path, METRICS_HEADER, 0)?;
+                truncate_csv_on(lead, &steps_path, STEPS_HEADER, 0)?;
+                truncate_csv_on(lead, &metrics_path, METRICS_HEADER, 0)?;
             }
         }
+        // Every replica starts from rank 0's weights.
+        model = selfsup_dist::broadcast_module(model);
+
         let knn = KnnConfig::new().with_k(config.knn_k);
         let train = &data.split.train;
         let line = ProgressLine {
@@ -600,20 +665,37 @@ impl Job for PretrainJob<'_> {
                 // at every step, so a resumed run draws what the uninterrupted one drew.
                 autodiff.seed(config.seed ^ 0x5EED_0000_0000 ^ progress.step as u64);
                 let mut rng = Rng::stream(config.seed ^ 0xA5A5_5A5A, progress.step as u64);
-                let mut batch = MultiViewBatch::new(views(&pipelines, images, &mut rng));
+                // Views of the global batch, so that a sample's augmentation does not depend
+                // on the number of ranks; each rank keeps its shard.
+                let mut views = views(&pipelines, images, &mut rng);
+                let mut labels = labels;
+                if world > 1 {
+                    views = views
+                        .into_iter()
+                        .map(|v| v.narrow(0, rank * shard, shard))
+                        .collect();
+                    labels = labels.narrow(0, rank * shard, shard);
+                }
+                let mut batch = MultiViewBatch::new(views);
                 if config.needs_labels() {
                     batch = batch.with_labels(labels.clone());
                 }
                 let output = model.method.train_forward(batch);
+
                 let probe = model.probe.forward(output.embeddings, labels);
                 let loss = output.loss.clone().into_scalar::<f64>();
                 if !loss.is_finite() {
                     return Err(diverged(config, dir, progress.step + 1, loss));
                 }
-                correct += probe.correct.into_scalar::<i64>();
+                let hits = probe.correct.into_scalar::<i64>();
+                correct += selfsup_dist::all_reduce_scalar(hits as f64).round() as i64;
                 seen += config.batch;
-                let grads = (output.loss + probe.loss).backward();
+                // The probe's loss is each rank's mean: a W-th of it makes the summed
+                // gradients the global mean's.
+                let probe_loss = probe.loss.div_scalar(world as f64);
+                let grads = (output.loss + probe_loss).backward();
                 let grads = GradientsParams::from_grads(grads, &model);
+                let grads = selfsup_dist::all_reduce_gradients(&model, grads);
                 model = optimizer.step(lr_scheduler.step(), model, grads);
                 model = Pretraining {
                     method: model.method.after_optimizer_step(),
@@ -622,12 +704,15 @@ impl Job for PretrainJob<'_> {
                 progress.step += 1;
                 step_losses.push(loss);
                 loss_sum += loss;
-                append(
-                    &steps_path,
-                    &format!("{},{},{loss}", progress.step, epoch + 1),
-                )?;
+                if lead {
+                    append(
+                        &steps_path,
+                        &format!("{},{},{loss}", progress.step, epoch + 1),
+                    )?;
+                }
                 let elapsed = started.elapsed().as_secs_f64();
-                line.show(
+                line.show_on(
+                    lead,
                     epoch + 1,
                     step_in_epoch + 1,
                     loss_sum / (step_in_epoch + 1) as f64,
@@ -645,7 +730,9 @@ impl Job for PretrainJob<'_> {
                     progress.epoch_loss_sum = loss_sum;
                     progress.epoch_probe_correct = correct;
                     progress.epoch_probe_seen = seen;
-                    checkpoint::save(dir, &model, &optimizer, &progress)?;
+                    if lead {
+                        checkpoint::save(dir, &model, &optimizer, &progress)?;
+                    }
                 }
             }
             let elapsed = started.elapsed().as_secs_f64();
@@ -661,6 +748,10 @@ impl Job for PretrainJob<'_> {
                 progress.epoch_probe_seen,
                 progress.epoch_seconds,
             ) = (0.0, 0, 0, 0.0);
+            if !lead {
+                epoch_start += 1;
+                continue;
+            }
             let (measured, z_train, z_test) = measure(
                 model.method.encoder(),
                 data,
@@ -710,6 +801,9 @@ impl Job for PretrainJob<'_> {
             last = Some((measured, z_train, z_test));
             epoch_start += 1;
         }
+        if !lead {
+            return Ok(None);
+        }
         // A resumed run that had already finished trains no epoch: measure its encoder now.
         let (last, z_train, z_test) = match last {
             Some(found) => found,
@@ -723,14 +817,14 @@ impl Job for PretrainJob<'_> {
             ),
         };
         let images = (progress.step * config.batch) as f64;
-        Ok(TrainedAny {
+        Ok(Some(TrainedAny {
             step_losses,
             last,
             online_probe_acc,
             images_per_s: images / progress.train_seconds.max(1e-9),
             z_train,
             z_test,
-        })
+        }))
     }
 }
 
@@ -777,7 +871,7 @@ pub fn run_dir(out: Option<PathBuf>, config: &RunConfig) -> PathBuf {
                 | crate::rundir::State::Run {
                     checkpointed: false
                 })
-        )
+        ) && !crate::rundir::is_locked(p)
     };
     if free(&base) {
         return base;

@@ -35,7 +35,7 @@ pub enum State {
 ///
 /// `dir` exists but is not a folder, or cannot be listed.
 pub fn inspect(dir: &Path) -> Result<State, UserError> {
-    if !dir.exists() {
+    if fs::symlink_metadata(dir).is_err() {
         return Ok(State::Free);
     }
     if !dir.is_dir() {
@@ -130,6 +130,41 @@ pub fn lock(dir: &Path) -> Result<RunLock, UserError> {
     file.rewind().map_err(io)?;
     write!(file, "{}", std::process::id()).map_err(io)?;
     Ok(RunLock { _file: file })
+}
+
+/// Checks that writing `path` replaces none of the run `run`'s own files (its config,
+/// logs, checkpoints, report): new files inside the run folder are fine.
+///
+/// # Errors
+///
+/// `path` exists inside `run`.
+pub fn check_not_run_file(path: &Path, run: &Path) -> Result<(), UserError> {
+    let (Ok(file), Ok(run)) = (fs::canonicalize(path), fs::canonicalize(run)) else {
+        return Ok(());
+    };
+    if file.starts_with(&run) {
+        return Err(UserError(format!(
+            "{} is a file of the run {} and would be replaced; write the output elsewhere",
+            path.display(),
+            run.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Whether another process holds `dir`'s lock now.
+pub fn is_locked(dir: &Path) -> bool {
+    fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(dir.join(LOCK))
+        .is_ok_and(|file| matches!(file.try_lock(), Err(TryLockError::WouldBlock)))
+}
+
+/// Whether `dir` is marked as a run of this version of selfsup (which checksums every
+/// checkpoint); older runs have no marker.
+pub fn is_marked(dir: &Path) -> bool {
+    dir.join(MARKER).is_file()
 }
 
 /// Checks that `path` may be (over)written as an output file: absent, or a regular file.

@@ -110,7 +110,9 @@ fn pretrain_writes_a_complete_run_and_eval_and_embed_read_it() {
         leftovers,
         [
             "epoch-0001.bpk",
+            "epoch-0001.bpk.sum",
             "epoch-0002.bpk",
+            "epoch-0002.bpk.sum",
             "latest",
             "step-00000036"
         ],

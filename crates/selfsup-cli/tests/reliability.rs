@@ -207,6 +207,66 @@ fn settings_that_cannot_work_with_the_data_are_refused_before_training() {
         &["--dataset", giant.to_str().unwrap(), "--batch", "4"],
         "resize the images first",
     );
+    // Heads whose widths multiply into gigabytes.
+    let wide = config_file(
+        &root,
+        "wide.toml",
+        "hidden_dim = 65536\nprojection_dim = 65536\n",
+    );
+    refused(
+        &root,
+        &["--dataset", "digits", "--config", &wide],
+        "a training step would need about",
+    );
+    let bright = config_file(
+        &root,
+        "bright.toml",
+        "[[views]]\nsteps = [{ op = \"color_jitter\", brightness = 1e308, contrast = 0.1, p = 1.0 }]\n",
+    );
+    refused(
+        &root,
+        &["--dataset", "digits", "--config", &bright],
+        "brightness must be in [0, 10]",
+    );
+    // A train/ folder without its test/ folder.
+    let half = root.join("half");
+    image_classes(&half.join("train"), 5);
+    refused(
+        &root,
+        &["--dataset", half.to_str().unwrap()],
+        "has train/ but no test/",
+    );
+    // A config that is a device or a huge file is refused, not read into memory.
+    refused(&root, &["--config", "/dev/zero"], "is larger than 1 MiB");
+    // A gzip that inflates far beyond what its IDX header announces.
+    let bomb = root.join("bomb");
+    std::fs::create_dir_all(&bomb).unwrap();
+    write_idx(&bomb, "t10k", 20, 8, 8);
+    let mut header = vec![0u8, 0, 8, 3];
+    for d in [10u32, 8, 8] {
+        header.extend(d.to_be_bytes());
+    }
+    {
+        use std::io::Write;
+        let file = std::fs::File::create(bomb.join("train-images-idx3-ubyte.gz")).unwrap();
+        let mut gz = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
+        gz.write_all(&header).unwrap();
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..256 {
+            gz.write_all(&zeros).unwrap();
+        }
+        gz.finish().unwrap();
+    }
+    std::fs::copy(
+        bomb.join("t10k-labels-idx1-ubyte"),
+        bomb.join("train-labels-idx1-ubyte"),
+    )
+    .unwrap();
+    refused(
+        &root,
+        &["--dataset", bomb.to_str().unwrap()],
+        "header says 10×8×8 = 640 values but the file holds 641",
+    );
     // A CSV with another separator.
     let semicolons = root.join("semicolons.csv");
     std::fs::write(&semicolons, "a;b;label\n1;2;0\n3;4;1\n").unwrap();
@@ -240,6 +300,13 @@ fn messages_name_what_the_user_typed_with_short_numbers() {
         &root,
         &["--temperature", "1e-40"],
         "--temperature must be at least 1e-4",
+    );
+    // The argument parser's mistakes are one line too.
+    refused(&root, &["--batch", "-1"], "invalid value '-1' for '--batch");
+    refused(
+        &root,
+        &["--no-such-flag"],
+        "unexpected argument '--no-such-flag'",
     );
     // A value from a --config file is named as its key there, not as a flag.
     let file = config_file(&root, "bad.toml", "hidden_dim = 0\n");
@@ -280,6 +347,17 @@ fn the_golden_runner_reports_a_panicking_case_on_stdout_only() {
     let _ = std::fs::remove_dir_all(&root);
 }
 
+/// `args` with the value after `flag` replaced.
+fn with_value(mut args: Vec<String>, flag: &str, value: &str) -> Vec<String> {
+    let at = args
+        .iter()
+        .position(|a| a == flag)
+        .expect("the flag is there")
+        + 1;
+    args[at] = value.to_string();
+    args
+}
+
 /// Starts a tiny run in the background.
 fn spawn_run(dir: &Path, extra: &[&str]) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_selfsup"))
@@ -309,12 +387,26 @@ fn wait_for_steps(dir: &Path, steps: usize) {
 fn run_directories_are_locked_and_never_block_a_retry() {
     let root = scratch("rundir");
     let dir = root.join("run");
-    // Killed before its first checkpoint: the same command starts it again.
-    // Batches of 8: 150 steps per epoch, so the first checkpoint is far off.
-    let args: Vec<String> = tiny_args(&dir, &[])
-        .into_iter()
-        .map(|a| if a == "64" { "8".to_string() } else { a })
-        .collect();
+    // While a run trains, no second process gets in.
+    let long = with_value(tiny_args(&dir, &[]), "--epochs", "50");
+    let long: Vec<&str> = long.iter().map(String::as_str).collect();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_selfsup"))
+        .args(&long)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_steps(&dir, 1);
+    let out = selfsup(&["pretrain", "--resume", "--out", dir.to_str().unwrap()]);
+    assert_user_error(&out, "another selfsup process (pid ");
+    assert_user_error(&selfsup(&long), "another selfsup process (pid ");
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // Killed before its first checkpoint (batches of 4: 300 steps to the first one), the
+    // folder does not block a new start there.
+    let fresh = root.join("fresh");
+    let args = with_value(tiny_args(&fresh, &[]), "--batch", "4");
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut child = Command::new(env!("CARGO_BIN_EXE_selfsup"))
         .args(&args)
@@ -322,20 +414,17 @@ fn run_directories_are_locked_and_never_block_a_retry() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    wait_for_steps(&dir, 2);
-    // While it trains, no second process gets in.
-    let out = selfsup(&["pretrain", "--resume", "--out", dir.to_str().unwrap()]);
-    assert_user_error(&out, "another selfsup process (pid ");
-    assert_user_error(&selfsup(&args), "another selfsup process (pid ");
+    wait_for_steps(&fresh, 1);
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(
-        steps_done(&dir) < 150 && !dir.join("checkpoints").join("latest").exists(),
+        !fresh.join("checkpoints").join("latest").exists(),
         "killed too late to test a retry"
     );
-    let out = tiny_run(&dir, &[]);
-    finished_run(&out, &dir);
-    assert_eq!(steps_done(&dir), 36, "the retry started afresh");
+    let out = tiny_run(&fresh, &[]);
+    finished_run(&out, &fresh);
+    assert_eq!(steps_done(&fresh), 36, "the retry started afresh");
+    let dir = fresh;
 
     // Outputs never replace special files.
     let fifo = root.join("fifo.npy");
@@ -515,6 +604,57 @@ fn damaged_checkpoints_are_never_used_and_never_deleted() {
             "label-free",
         ]),
         "the file is damaged or truncated",
+    );
+
+    // A marked run's checkpoint without its manifest is not trusted.
+    let unsummed = root.join("unsummed");
+    copy_dir(&run, &unsummed);
+    std::fs::remove_file(step(&unsummed).join("manifest.json")).unwrap();
+    assert_user_error(
+        &selfsup(&["eval", unsummed.to_str().unwrap()]),
+        "fail their checksums",
+    );
+    // A kept epoch model edited in place fails its checksum.
+    let edited_epoch = root.join("edited-epoch");
+    copy_dir(&run, &edited_epoch);
+    for epoch in ["epoch-0001.bpk", "epoch-0002.bpk"] {
+        let path = edited_epoch.join("checkpoints").join(epoch);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let at = bytes.len() - 100;
+        bytes[at] ^= 0x40;
+        std::fs::write(&path, bytes).unwrap();
+    }
+    assert_user_error(
+        &selfsup(&[
+            "eval",
+            edited_epoch.to_str().unwrap(),
+            "--select",
+            "label-free",
+        ]),
+        "fails its checksum",
+    );
+    // Outputs never replace the run's own files.
+    let out = selfsup(&[
+        "embed",
+        run.to_str().unwrap(),
+        "--out",
+        run.join("config.toml").to_str().unwrap(),
+    ]);
+    assert_user_error(&out, "is a file of the run");
+    // A resume cannot shorten a run below the epochs it has finished.
+    assert_user_error(
+        &resume(&run, &["--epochs", "1"]),
+        "--epochs 1 is fewer than the 2 epochs",
+    );
+    // --resume only continues a selfsup run.
+    let foreign = root.join("foreign");
+    std::fs::create_dir_all(&foreign).unwrap();
+    std::fs::copy(run.join("config.toml"), foreign.join("config.toml")).unwrap();
+    std::fs::write(foreign.join("metrics.csv"), "mine").unwrap();
+    assert_user_error(&resume(&foreign, &[]), "is not a selfsup run");
+    assert_eq!(
+        std::fs::read_to_string(foreign.join("metrics.csv")).unwrap(),
+        "mine"
     );
 
     // A saved config edited to nonsense is named as that file's key, not as a flag.

@@ -22,15 +22,54 @@ pub struct IdxArray {
 fn read_bytes(path: &Path) -> Result<Vec<u8>, DataError> {
     let raw = std::fs::read(path).map_err(|e| DataError::new(path, format!("cannot read: {e}")))?;
     if path.extension().is_some_and(|e| e == "gz") {
-        gunzip(&raw, path)
+        gunzip_idx(&raw, path)
     } else {
         Ok(raw)
     }
 }
 
+/// Decompresses a gzipped IDX file no further than its header announces (plus one byte, to
+/// tell a longer file): a damaged or hostile file cannot inflate beyond what it claims.
+fn gunzip_idx(raw: &[u8], path: &Path) -> Result<Vec<u8>, DataError> {
+    let bad_gzip = |e: std::io::Error| {
+        DataError::new(
+            path,
+            format!("not a valid gzip file ({e}); is it truncated?"),
+        )
+    };
+    let mut decoder = GzDecoder::new(raw);
+    let mut head = Vec::new();
+    (&mut decoder)
+        .take(4)
+        .read_to_end(&mut head)
+        .map_err(bad_gzip)?;
+    if head.len() == 4 {
+        let rank = head[3] as u64;
+        (&mut decoder)
+            .take(4 * rank)
+            .read_to_end(&mut head)
+            .map_err(bad_gzip)?;
+    }
+    let announced = (head.len() >= 4)
+        .then(|| {
+            head[4..].chunks_exact(4).try_fold(1u64, |n, d| {
+                n.checked_mul(u64::from(u32::from_be_bytes([d[0], d[1], d[2], d[3]])))
+            })
+        })
+        .flatten()
+        .unwrap_or(0)
+        .min(MAX_DECOMPRESSED);
+    let mut out = head;
+    decoder
+        .take(announced + 1)
+        .read_to_end(&mut out)
+        .map_err(bad_gzip)?;
+    Ok(out)
+}
+
 /// The most a gzip file may decompress to (the full MNIST is 47 MB): a damaged or hostile
 /// file cannot take all memory.
-pub const MAX_DECOMPRESSED: u64 = 4 << 30;
+pub const MAX_DECOMPRESSED: u64 = 2 << 30;
 
 /// Decompresses gzip bytes; `path` names the source in errors.
 pub(crate) fn gunzip(raw: &[u8], path: &Path) -> Result<Vec<u8>, DataError> {

@@ -138,7 +138,22 @@ fn decode(
 /// A folder without images, or an image that cannot be decoded (naming the file).
 pub fn image_folder(dir: &Path) -> Result<Split, DataError> {
     let mut classes = Vec::new();
-    let (train, test) = if dir.join("train").is_dir() && dir.join("test").is_dir() {
+    let (has_train, has_test) = (dir.join("train").is_dir(), dir.join("test").is_dir());
+    if has_train != has_test {
+        let (found, missing) = if has_train {
+            ("train", "test")
+        } else {
+            ("test", "train")
+        };
+        return Err(DataError::new(
+            dir,
+            format!(
+                "has {found}/ but no {missing}/: give both DIR/train/<class>/ and \
+                 DIR/test/<class>/, or put the class folders directly in DIR"
+            ),
+        ));
+    }
+    let (train, test) = if has_train && has_test {
         let train = list(&dir.join("train"), &mut classes)?;
         let test = list(&dir.join("test"), &mut classes)?;
         (train, test)

@@ -71,7 +71,7 @@ fn bad_files_are_errors_naming_the_path_and_the_problem() {
     let e = error_of(idx::read_images(&truncated, &labels));
     assert!(e.starts_with(&truncated.display().to_string()), "{e}");
     assert!(
-        e.contains("header says [2, 3, 2] = 12 values but the file holds 10"),
+        e.contains("header says 2×3×2 = 12 values but the file holds 10"),
         "{e}"
     );
 

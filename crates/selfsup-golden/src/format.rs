@@ -130,9 +130,27 @@ impl GoldenFile {
     pub fn load(path: impl AsRef<Path>) -> Result<GoldenFile, GoldenError> {
         let path = path.as_ref();
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| GoldenError::Io {
+        // Golden files are megabytes; a device like /dev/zero or a huge file is refused, not
+        // read into memory.
+        use std::io::Read;
+        const MAX_BYTES: u64 = 256 << 20;
+        let io = |source| GoldenError::Io {
             path: shown.clone(),
             source,
+        };
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|file| file.take(MAX_BYTES + 1).read_to_end(&mut bytes))
+            .map_err(io)?;
+        if bytes.len() as u64 > MAX_BYTES {
+            return Err(GoldenError::Invalid {
+                path: shown,
+                message: format!("larger than {} MiB; not a golden file", MAX_BYTES >> 20),
+            });
+        }
+        let text = String::from_utf8(bytes).map_err(|_| GoldenError::Invalid {
+            path: shown.clone(),
+            message: "not UTF-8 text; not a golden file".into(),
         })?;
         GoldenFile::parse(&text, &shown)
     }

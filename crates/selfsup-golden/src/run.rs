@@ -59,7 +59,7 @@ pub fn evaluate(case: &Case, device: &Device) -> Result<Vec<Check>, CaseError> {
     match catch_unwind(AssertUnwindSafe(|| compute(case, &device))) {
         Ok(result) => result.map_err(CaseError::Failed),
         Err(panic) => Err(CaseError::Failed(format!(
-            "panicked: {}",
+            "the loss refuses the case: {}",
             panic
                 .downcast_ref::<String>()
                 .map(String::as_str)

@@ -169,7 +169,7 @@ fn inconsistent_files_are_rejected_with_the_case_name() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.starts_with("bad.json: case 'nt_xent/n4_d3_t0.1': input 'z_a' has shape [5, 3]"),
+        err.starts_with("bad.json: case 'nt_xent/n4_d3_t0.1': input 'z_a' has shape 5×3"),
         "{err}"
     );
 

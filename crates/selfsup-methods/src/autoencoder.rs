@@ -1,5 +1,6 @@
 use burn::module::Module;
 use burn::tensor::{Distribution, Tensor};
+use selfsup_dist::gather_rows;
 use selfsup_losses::{ReconstructionKind, ReconstructionLoss, ReconstructionLossConfig};
 use selfsup_nn::{Decoder, Encoder};
 
@@ -113,9 +114,12 @@ impl<E: Encoder, D: Decoder> Method for Autoencoder<E, D> {
             }
         };
         let features = self.encoder.encode(input);
-        let reconstruction = self.decoder.decode(features.clone());
+        let reconstruction = gather_images(self.decoder.decode(features.clone()));
+        let clean = gather_images(clean);
         let loss = match mask {
-            Some(mask) => self.loss.forward_masked(reconstruction, clean, mask),
+            Some(mask) => self
+                .loss
+                .forward_masked(reconstruction, clean, gather_images(mask)),
             None => self.loss.forward(reconstruction, clean),
         };
         SslOutput {
@@ -125,3 +129,11 @@ impl<E: Encoder, D: Decoder> Method for Autoencoder<E, D> {
     }
 }
 burn_train_steps!(Autoencoder<E: Encoder, D: Decoder>);
+
+/// The global batch of `images` on W ranks (see `selfsup_dist::gather_rows`).
+fn gather_images(images: Tensor<4>) -> Tensor<4> {
+    let [n, c, h, w] = images.dims();
+    let rows = gather_rows(images.reshape([n, c * h * w]));
+    let total = rows.dims()[0];
+    rows.reshape([total, c, h, w])
+}

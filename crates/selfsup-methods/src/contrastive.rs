@@ -3,6 +3,7 @@
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
+use selfsup_dist::gather_rows;
 use selfsup_losses::{
     BarlowTwinsLoss, BarlowTwinsLossConfig, NtXentLoss, NtXentLossConfig, VicRegLoss,
     VicRegLossConfig,
@@ -117,9 +118,10 @@ impl<E: Encoder, L: PairLoss> Method for TwoViewMethod<E, L> {
         batch.expect_views("TwoViewMethod", 2);
         let h0 = self.encoder.encode(batch.views[0].clone());
         let h1 = self.encoder.encode(batch.views[1].clone());
+        // On W ranks the loss sees the global batch (see `selfsup_dist`).
         let loss = self.loss.pair_loss(
-            self.projector.forward(h0.clone()),
-            self.projector.forward(h1),
+            gather_rows(self.projector.forward(h0.clone())),
+            gather_rows(self.projector.forward(h1)),
         );
         SslOutput {
             loss,

@@ -1,5 +1,6 @@
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
+use selfsup_dist::gather_rows;
 use selfsup_losses::{DinoLoss, DinoLossConfig};
 use selfsup_nn::{DinoHead, DinoHeadConfig, Encoder};
 
@@ -76,16 +77,19 @@ impl<E: Encoder> Dino<E> {
             .iter()
             .map(|v| self.encoder.encode(v.clone()))
             .collect();
+        // On W ranks: every rank's outputs, so the loss and the center see the global batch.
         let student = features
             .iter()
-            .map(|h| self.head.forward(h.clone()))
+            .map(|h| gather_rows(self.head.forward(h.clone())))
             .collect();
         let teacher = batch.views[..2]
             .iter()
             .map(|v| {
-                self.teacher_head
-                    .forward(self.teacher_encoder.encode(v.clone()))
-                    .detach()
+                gather_rows(
+                    self.teacher_head
+                        .forward(self.teacher_encoder.encode(v.clone()))
+                        .detach(),
+                )
             })
             .collect();
         (features[0].clone(), student, teacher)

@@ -3,6 +3,7 @@
 
 use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor};
+use selfsup_dist::{current, gather_labels, gather_rows};
 use selfsup_losses::{SupConLoss, SupConLossConfig, TripletMarginLoss, TripletMarginLossConfig};
 use selfsup_nn::{Encoder, ProjectionHead, ProjectionHeadConfig};
 
@@ -24,12 +25,14 @@ fn stacked(
         .collect();
     let n = features[0].dims()[0];
     let device = features[0].device();
-    let labels = labels.unwrap_or_else(|| Tensor::arange(0..n as i64, &device));
-    let all_labels = Tensor::cat(vec![labels; batch.views.len()], 0);
+    // Without labels each sample is its own class; on W ranks its index in the global batch.
+    let first = (current().rank() * n) as i64;
+    let labels = labels.unwrap_or_else(|| Tensor::arange(first..first + n as i64, &device));
+    let all_labels = Tensor::cat(vec![gather_labels(labels); batch.views.len()], 0);
     let projections = Tensor::cat(
         features
             .iter()
-            .map(|h| projector.forward(h.clone()))
+            .map(|h| gather_rows(projector.forward(h.clone())))
             .collect(),
         0,
     );

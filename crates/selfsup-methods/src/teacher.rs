@@ -2,6 +2,7 @@
 
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor};
+use selfsup_dist::gather_rows;
 use selfsup_losses::{
     InfoNceLoss, InfoNceLossConfig, MocoV3Loss, MocoV3LossConfig, NegativeCosineSimilarity,
 };
@@ -135,6 +136,7 @@ impl<E: Encoder> Method for Byol<E> {
                 .detach()
         };
         let (z0, z1) = (target(&batch.views[0]), target(&batch.views[1]));
+        let [p0, p1, z0, z1] = [p0, p1, z0, z1].map(gather_rows);
         let loss = NegativeCosineSimilarity::new().forward_symmetric(p0, p1, z0, z1);
         SslOutput {
             loss,
@@ -209,6 +211,7 @@ impl<E: Encoder> Method for SimSiam<E> {
         let z1 = self.projector.forward(h1);
         let p0 = self.predictor.forward(z0.clone());
         let p1 = self.predictor.forward(z1.clone());
+        let [p0, p1, z0, z1] = [p0, p1, z0, z1].map(gather_rows);
         let loss = NegativeCosineSimilarity::new().forward_symmetric(p0, p1, z0, z1);
         SslOutput {
             loss,
@@ -274,7 +277,8 @@ impl<E: Encoder> MocoV2<E> {
             .key_projector
             .forward(self.key_encoder.encode(batch.views[1].clone()))
             .detach();
-        (h0, q, k)
+        // On W ranks: every rank's queries and keys, so the queue is the same everywhere.
+        (h0, gather_rows(q), gather_rows(k))
     }
 }
 
@@ -401,6 +405,7 @@ impl<E: Encoder> Method for MocoV3<E> {
                 .detach()
         };
         let (k0, k1) = (key(&batch.views[0]), key(&batch.views[1]));
+        let [q0, q1, k0, k1] = [q0, q1, k0, k1].map(gather_rows);
         SslOutput {
             loss: self.loss.forward(q0, q1, k0, k1),
             embeddings: h0,

@@ -29,5 +29,5 @@ pub use dino_head::{DinoHead, DinoHeadConfig};
 pub use encoder::Encoder;
 pub use heads::{Activation, BlockConfig, ProjectionHead, ProjectionHeadConfig};
 pub use mlp::{MlpEncoder, MlpEncoderConfig};
-pub use norm::{BatchNorm, BatchNormConfig};
+pub use norm::{BatchNorm, BatchNormConfig, set_sync_batch_norm};
 pub use resnet::{ResNet18, ResNet18Config};

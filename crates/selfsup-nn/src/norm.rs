@@ -3,7 +3,9 @@
 use burn::config::Config;
 use burn::module::{Flag, Module, Param, RunningState};
 use burn::nn as burn_nn;
+use burn::tensor::module::BatchNormTrainOutput;
 use burn::tensor::{Device, Tensor};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Configuration of [`BatchNorm`]: the fields and defaults of Burn's
 /// [`burn::nn::BatchNormConfig`].
@@ -82,8 +84,11 @@ impl BatchNorm {
                 self.epsilon,
             );
         }
-        let result =
-            selfsup_ops::batch_norm_train(input, self.gamma.val(), self.beta.val(), self.epsilon);
+        let result = if synchronised(&device) {
+            self.synchronised_train(input)
+        } else {
+            selfsup_ops::batch_norm_train(input, self.gamma.val(), self.beta.val(), self.epsilon)
+        };
         let update = |state: &RunningState<Tensor<1>>, batch: Tensor<1>| {
             let running = state.value_sync().to_device(&device);
             state.update(
@@ -97,6 +102,59 @@ impl BatchNorm {
         update(&self.running_var, result.variance);
         result.output
     }
+}
+
+impl BatchNorm {
+    /// Whether batch norm can synchronise its statistics across ranks on `device` (flex and
+    /// tch: the backends whose backward pass selfsup extends).
+    pub fn synchronises_on(device: &Device) -> bool {
+        selfsup_ops::has_own_kernel(device)
+    }
+
+    /// Training-mode batch norm with the statistics of the global batch of a data-parallel
+    /// run (as `torch.nn.SyncBatchNorm`): the per-channel sums are all-reduced in the forward
+    /// pass, and, through [`selfsup_ops::all_reduce_sum`]'s backward, their gradients in the
+    /// backward pass. Two passes (mean, then centred squares), as the one-process op.
+    fn synchronised_train<const D: usize>(&self, input: Tensor<D>) -> BatchNormTrainOutput<D> {
+        let dims = input.dims();
+        let channels = dims[1];
+        let spatial: usize = dims[2..].iter().product();
+        let x = input.reshape([dims[0], channels, spatial]);
+        let per_channel = |t: Tensor<3>| t.sum_dim(0).sum_dim(2).reshape([channels]);
+        let device = x.device();
+        let count = Tensor::<1>::from_floats([(dims[0] * spatial) as f32], &device);
+        let sums = selfsup_ops::all_reduce_sum(Tensor::cat(vec![per_channel(x.clone()), count], 0));
+        let total = sums.clone().narrow(0, channels, 1);
+        let mean = sums.narrow(0, 0, channels) / total.clone();
+        let centred = x - mean.clone().reshape([1, channels, 1]);
+        let variance = selfsup_ops::all_reduce_sum(per_channel(centred.clone().square())) / total;
+        let scale = self.gamma.val() / variance.clone().add_scalar(self.epsilon).sqrt();
+        let output =
+            centred * scale.reshape([1, channels, 1]) + self.beta.val().reshape([1, channels, 1]);
+        BatchNormTrainOutput {
+            output: output.reshape(dims),
+            mean: mean.detach(),
+            variance: variance.detach(),
+        }
+    }
+}
+
+/// Whether training-mode batch norm synchronises its statistics across ranks: on more than
+/// one rank, when turned on (see [`set_sync_batch_norm`]) and the backend can (flex, tch).
+fn synchronised(device: &Device) -> bool {
+    SYNC.load(Ordering::Relaxed)
+        && selfsup_dist::current().world_size() > 1
+        && selfsup_ops::has_own_kernel(device)
+}
+
+static SYNC: AtomicBool = AtomicBool::new(true);
+
+/// Turns synchronised batch norm on (the default) or off for the whole process. Off, each
+/// rank of a data-parallel run normalises with its own shard's statistics (PyTorch DDP's
+/// default); on, every [`BatchNorm`] uses the global batch's, so W ranks compute the
+/// one-process step. With one rank it changes nothing.
+pub fn set_sync_batch_norm(enabled: bool) {
+    SYNC.store(enabled, Ordering::Relaxed);
 }
 
 impl From<burn_nn::BatchNorm> for BatchNorm {

@@ -8,6 +8,9 @@
 //!   the statistics and the output, and one for the backward pass, in place in NCHW; on
 //!   LibTorch, libtorch's own.
 //!
+//! - [`all_reduce_sum`]: the sum over the ranks of a data-parallel run, differentiable (its
+//!   backward is the same sum of the gradients): synchronised batch norm's statistics.
+//!
 //! Elsewhere (wgpu, vulkan, cuda, ndarray; grouped convolutions; non-f32 tensors) each op is
 //! Burn's own, so code calling these runs on every backend. The `Conv2d` and `BatchNorm`
 //! layers of `selfsup-nn` call them.
@@ -18,10 +21,14 @@
 //! Burn's own, for comparisons.
 #![warn(missing_docs)]
 
+mod all_reduce;
 mod batch_norm;
 mod conv2d;
 mod kernels;
 
+#[cfg(any(feature = "flex", feature = "tch"))]
+pub use all_reduce::AllReduceBackend;
+pub use all_reduce::all_reduce_sum;
 pub use batch_norm::batch_norm_train;
 #[cfg(any(feature = "flex", feature = "tch"))]
 pub use batch_norm::{BatchNormBackend, BatchNormStats};

@@ -1,6 +1,7 @@
 //! The methods test suite (one binary), on the backend named by `SELFSUP_BACKEND`.
 
 mod common;
+mod distributed;
 mod learning;
 mod nets;
 mod state;
