@@ -55,6 +55,8 @@ fn args(dir: &Path, method: &str) -> Vec<String> {
         "1",
         "--probe-epochs",
         "1",
+        "--lr",
+        "1e-4",
         "--backend",
         &backend(),
         "--out",
