@@ -74,8 +74,9 @@ impl Progress {
             Ok(())
         } else {
             Err(UserError(format!(
-                "{}: step {} of epoch {} does not fit this run's {steps_per_epoch} steps per \
-                 epoch; the file was edited, or the dataset changed since the run started",
+                "{}: its values (step {}, epoch {}, {steps_per_epoch} steps per epoch now) \
+                 cannot belong to this run; the file was edited, or the dataset changed size \
+                 since the run started",
                 checkpoint.join(PROGRESS).display(),
                 self.step,
                 self.epoch + 1
@@ -144,6 +145,15 @@ fn file_sum(dir: &Path, name: &str) -> Option<FileSum> {
 /// (no `.selfsup-run` marker) a checkpoint without one counts as intact when its three files
 /// are there and its progress parses; in a marked run a missing manifest is damage.
 fn intact(checkpoint: &Path) -> bool {
+    // A folder selfsup did not write (a link to elsewhere), or whose name is not its step.
+    let is_link = fs::symlink_metadata(checkpoint).is_ok_and(|m| m.file_type().is_symlink());
+    let named_step = checkpoint
+        .file_name()
+        .and_then(|n| step_of(&n.to_string_lossy()));
+    let names_its_step = || progress(checkpoint).is_ok_and(|p| Some(p.step) == named_step);
+    if is_link || !names_its_step() {
+        return false;
+    }
     let legacy = checkpoint
         .parent()
         .and_then(Path::parent)
@@ -305,8 +315,8 @@ pub fn latest(dir: &Path) -> Result<Option<PathBuf>, UserError> {
         return Ok(None);
     }
     Err(UserError(format!(
-        "{}: no intact checkpoint (latest {why}, and {} checkpoint folders fail their \
-         checksums); the run cannot continue: start a new run with another --out",
+        "{}: no intact checkpoint (latest {why}; {} checkpoint folders, none complete with \
+         matching checksums); the run cannot continue: start a new run with another --out",
         root.display(),
         steps.len()
     )))

@@ -820,6 +820,15 @@ pub fn embed(args: EmbedArgs) -> Result<ExitCode, UserError> {
         rundir::check_output_file(path)?;
         rundir::check_not_run_file(path, &args.run)?;
     }
+    // The labels' file is named after --out: replacing one the user did not ask for (a new
+    // --out beside an existing NAME.labels.npy) would lose it.
+    if labels.exists() && !args.out.exists() {
+        return Err(UserError(format!(
+            "{} exists and embed would replace it (it writes the labels next to --out); move it \
+             or choose another --out",
+            labels.display()
+        )));
+    }
     let (config, checkpoint, data, device) = open_run(&args.run, args.backend.as_deref())?;
     let job = Embed {
         checkpoint,

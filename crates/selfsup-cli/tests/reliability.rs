@@ -308,6 +308,8 @@ fn messages_name_what_the_user_typed_with_short_numbers() {
         &["--no-such-flag"],
         "unexpected argument '--no-such-flag'",
     );
+    // A path with a newline is shown escaped: still one line.
+    assert_user_error(&selfsup(&["eval", "no\nsuch"]), "no\\nsuch");
     // A value from a --config file is named as its key there, not as a flag.
     let file = config_file(&root, "bad.toml", "hidden_dim = 0\n");
     refused(
@@ -433,6 +435,18 @@ fn run_directories_are_locked_and_never_block_a_retry() {
     finished_run(&out, &fresh);
     assert_eq!(steps_done(&fresh), 36, "the retry started afresh");
     let dir = fresh;
+
+    // embed writes NAME.labels.npy beside --out: a user's file of that name is not replaced.
+    let mine = root.join("user.labels.npy");
+    std::fs::write(&mine, "mine").unwrap();
+    let out = selfsup(&[
+        "embed",
+        dir.to_str().unwrap(),
+        "--out",
+        root.join("user.npy").to_str().unwrap(),
+    ]);
+    assert_user_error(&out, "exists and embed would replace it");
+    assert_eq!(std::fs::read_to_string(&mine).unwrap(), "mine");
 
     // Outputs never replace special files.
     let fifo = root.join("fifo.npy");
@@ -621,6 +635,19 @@ fn damaged_checkpoints_are_never_used_and_never_deleted() {
     assert_user_error(
         &selfsup(&["eval", unsummed.to_str().unwrap()]),
         "fail their checksums",
+    );
+    // A checkpoint folder renamed to another step is not that step's checkpoint.
+    let renamed = root.join("renamed");
+    copy_dir(&run, &renamed);
+    std::fs::rename(
+        step(&renamed),
+        renamed.join("checkpoints").join("step-00000099"),
+    )
+    .unwrap();
+    std::fs::write(renamed.join("checkpoints").join("latest"), "step-00000099").unwrap();
+    assert_user_error(
+        &selfsup(&["eval", renamed.to_str().unwrap()]),
+        "no intact checkpoint",
     );
     // A kept epoch model edited in place fails its checksum.
     let edited_epoch = root.join("edited-epoch");
