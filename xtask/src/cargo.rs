@@ -178,11 +178,17 @@ pub fn build_release_cli(
 
 /// Builds the `selfsup-bench` binary with optimisations for the backends and returns its path.
 pub fn build_bench(backends: &[String], provisioned: &Provisioned) -> Result<PathBuf, String> {
+    // The bench has no MPI feature (it is one process); asking for `selfsup-cli/mpi` here
+    // would make cargo refuse the build.
+    let provisioned = Provisioned {
+        mpi: false,
+        ..provisioned.clone()
+    };
     build_in(
         &["build", "--release"],
         &["-p", "selfsup-bench"],
         backends,
-        provisioned,
+        &provisioned,
     )?
     .into_iter()
     .find(|a| a.target == "selfsup-bench" && !a.is_test)

@@ -284,6 +284,38 @@ pub fn device(backend: Backend) -> Device {
     }
 }
 
+/// Makes the C allocator keep freed memory for reuse instead of returning it to the kernel,
+/// for the whole process: call it first thing in `main` of a training binary (the selfsup
+/// CLI and benchmarks do).
+///
+/// Burn's CPU backends allocate every tensor fresh. glibc serves a block over 32 MB (a
+/// ConvNet-S activation at batch 512 is 51 MB) straight from the kernel and gives it back on
+/// free, so the next step's tensor of the same size comes as new pages, each faulted in and
+/// zeroed by the kernel: on 2 cores that was ≈ 10 % of a SimCLR step on flex, and several
+/// times the cost of a large element-wise op (`bench/RESULTS.md`). With this, freed blocks stay in the
+/// heap and are reused; the peak memory does not grow (measured), but memory freed after the
+/// peak stays with the process until it exits.
+///
+/// Returns whether the allocator was changed: `false` on targets other than Linux with glibc
+/// (other allocators have their own caches), where it does nothing.
+pub fn keep_freed_memory() -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: mallopt only sets allocator parameters; it is sound to call at any time.
+        unsafe {
+            // No mmap-backed blocks (freed ones would go back to the kernel)…
+            let no_mmap = libc::mallopt(libc::M_MMAP_MAX, 0) == 1;
+            // …and keep up to 1 GiB free at the top of the heap rather than trimming it.
+            let no_trim = libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30) == 1;
+            no_mmap && no_trim
+        }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        false
+    }
+}
+
 /// The device tests run on: the backend named by `SELFSUP_BACKEND` (set by
 /// `cargo xtask test-all`), or the default backend.
 ///

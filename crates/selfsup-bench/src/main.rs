@@ -47,6 +47,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    selfsup_backend::keep_freed_memory();
     let args = Args::parse();
     if args.list {
         for w in workloads::ALL {

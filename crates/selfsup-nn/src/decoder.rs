@@ -135,12 +135,8 @@ impl ConvNetSDecoder {
             .activation
             .forward(self.project.forward(input))
             .reshape([n, 64, 7, 7]);
-        let x = self
-            .activation
-            .forward(self.norm1.forward(self.up1.forward(x)));
-        let x = self
-            .activation
-            .forward(self.norm2.forward(self.up2.forward(x)));
+        let x = self.norm1.forward_relu(self.up1.forward(x));
+        let x = self.norm2.forward_relu(self.up2.forward(x));
         self.output.forward(x)
     }
 }

@@ -206,11 +206,11 @@ pub struct HeadBlock {
 impl HeadBlock {
     fn forward(&self, input: Tensor<2>) -> Tensor<2> {
         let mut x = self.linear.forward(input);
-        if let Some(norm) = &self.norm {
-            x = norm.forward(x);
-        }
-        if let Some(relu) = &self.relu {
-            x = relu.forward(x);
+        match (&self.norm, &self.relu) {
+            (Some(norm), Some(_)) => x = norm.forward_relu(x),
+            (Some(norm), None) => x = norm.forward(x),
+            (None, Some(relu)) => x = relu.forward(x),
+            (None, None) => {}
         }
         if let Some(gelu) = &self.gelu {
             x = gelu.forward(x);

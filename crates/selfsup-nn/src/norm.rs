@@ -67,6 +67,20 @@ impl BatchNorm {
     ///
     /// - input: `[N, C, ...]` → the same shape
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
+        self.normalise(input, false)
+    }
+
+    /// `relu(self.forward(input))`, as one fused op in training mode on flex (see
+    /// [`selfsup_ops::batch_norm_relu_train`]): what `BN → ReLU` blocks should call.
+    ///
+    /// # Shapes
+    ///
+    /// - input: `[N, C, ...]` → the same shape
+    pub fn forward_relu<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
+        self.normalise(input, true)
+    }
+
+    fn normalise<const D: usize>(&self, input: Tensor<D>, relu: bool) -> Tensor<D> {
         let [channels] = self.gamma.shape().dims();
         let dims = input.dims();
         assert!(
@@ -74,20 +88,34 @@ impl BatchNorm {
             "BatchNorm: the input has shape {dims:?}, expected [N, {channels}, ...]"
         );
         let device = input.device();
+        let then_relu = |t: Tensor<D>| {
+            if relu {
+                burn::tensor::activation::relu(t)
+            } else {
+                t
+            }
+        };
         if !(device.is_autodiff() && self.training.is_enabled()) {
-            return burn::tensor::module::batch_norm(
+            return then_relu(burn::tensor::module::batch_norm(
                 input,
                 self.gamma.val(),
                 self.beta.val(),
                 self.running_mean.value().to_device(&device),
                 self.running_var.value().to_device(&device),
                 self.epsilon,
-            );
+            ));
         }
+        let (gamma, beta) = (self.gamma.val(), self.beta.val());
         let result = if synchronised(&device) {
-            self.synchronised_train(input)
+            let out = self.synchronised_train(input);
+            BatchNormTrainOutput {
+                output: then_relu(out.output),
+                ..out
+            }
+        } else if relu {
+            selfsup_ops::batch_norm_relu_train(input, gamma, beta, self.epsilon)
         } else {
-            selfsup_ops::batch_norm_train(input, self.gamma.val(), self.beta.val(), self.epsilon)
+            selfsup_ops::batch_norm_train(input, gamma, beta, self.epsilon)
         };
         let update = |state: &RunningState<Tensor<1>>, batch: Tensor<1>| {
             let running = state.value_sync().to_device(&device);
@@ -195,8 +223,9 @@ mod tests {
     }
 
     /// Output, gradients and running statistics equal Burn's layer on the same input, over
-    /// two training steps, for 4-d (conv) and 2-d (projection head) inputs.
-    fn check<const D: usize>(shape: [usize; D]) {
+    /// two training steps, for 4-d (conv) and 2-d (projection head) inputs; with `relu`,
+    /// [`BatchNorm::forward_relu`] against Burn's layer followed by Burn's ReLU.
+    fn check<const D: usize>(shape: [usize; D], relu: bool) {
         let device = selfsup_backend::test_device().autodiff();
         let channels = shape[1];
         let burn = burn_nn::BatchNormConfig::new(channels).init(&device);
@@ -210,8 +239,16 @@ mod tests {
                 let grads = (y.clone() * g.clone()).sum().backward();
                 (values(y), values(x.grad(&grads).unwrap()))
             };
-            let (y_burn, dx_burn) = run(burn.forward(x.clone()));
-            let (y_ours, dx_ours) = run(ours.forward(x.clone()));
+            let (y_burn, y_ours) = if relu {
+                (
+                    burn::tensor::activation::relu(burn.forward(x.clone())),
+                    ours.forward_relu(x.clone()),
+                )
+            } else {
+                (burn.forward(x.clone()), ours.forward(x.clone()))
+            };
+            let (y_burn, dx_burn) = run(y_burn);
+            let (y_ours, dx_ours) = run(y_ours);
             y_ours.assert_approx_eq::<f32>(&y_burn, tol);
             dx_ours.assert_approx_eq::<f32>(&dx_burn, tol);
         }
@@ -223,23 +260,40 @@ mod tests {
 
     #[test]
     fn trains_like_burns_batch_norm() {
-        check([4, 3, 5, 6]);
-        check([16, 7]);
+        check([4, 3, 5, 6], false);
+        check([16, 7], false);
+    }
+
+    #[test]
+    fn fused_relu_trains_like_burns_batch_norm_then_relu() {
+        check([4, 3, 5, 6], true);
+        check([16, 7], true);
+        check([1, 2, 3, 1], true);
     }
 
     #[test]
     fn gamma_and_beta_gradients_equal_burns() {
-        let device = selfsup_backend::test_device().autodiff();
-        let burn = burn_nn::BatchNormConfig::new(3).init(&device);
-        let ours = BatchNorm::from(burn.clone());
-        let x = Tensor::<4>::random([3, 3, 4, 4], Distribution::Default, &device);
-        let g = Tensor::<4>::random([3, 3, 4, 4], Distribution::Default, &device);
-        let grads_ours = (ours.forward(x.clone()) * g.clone()).sum().backward();
-        let grads_burn = (burn.forward(x) * g).sum().backward();
-        let tol = Tolerance::rel_abs(1e-4, 1e-4);
-        for (a, b) in [(&ours.gamma, &burn.gamma), (&ours.beta, &burn.beta)] {
-            values(a.grad(&grads_ours).unwrap())
-                .assert_approx_eq::<f32>(&values(b.grad(&grads_burn).unwrap()), tol);
+        for relu in [false, true] {
+            let device = selfsup_backend::test_device().autodiff();
+            let burn = burn_nn::BatchNormConfig::new(3).init(&device);
+            let ours = BatchNorm::from(burn.clone());
+            let x = Tensor::<4>::random([3, 3, 4, 4], Distribution::Default, &device);
+            let g = Tensor::<4>::random([3, 3, 4, 4], Distribution::Default, &device);
+            let (y_ours, y_burn) = if relu {
+                (
+                    ours.forward_relu(x.clone()),
+                    burn::tensor::activation::relu(burn.forward(x)),
+                )
+            } else {
+                (ours.forward(x.clone()), burn.forward(x))
+            };
+            let grads_ours = (y_ours * g.clone()).sum().backward();
+            let grads_burn = (y_burn * g).sum().backward();
+            let tol = Tolerance::rel_abs(1e-4, 1e-4);
+            for (a, b) in [(&ours.gamma, &burn.gamma), (&ours.beta, &burn.beta)] {
+                values(a.grad(&grads_ours).unwrap())
+                    .assert_approx_eq::<f32>(&values(b.grad(&grads_burn).unwrap()), tol);
+            }
         }
     }
 

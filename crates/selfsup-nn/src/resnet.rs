@@ -96,9 +96,7 @@ impl BasicBlock {
             Some(shortcut) => shortcut.norm.forward(shortcut.conv.forward(input.clone())),
             None => input.clone(),
         };
-        let x = self
-            .activation
-            .forward(self.norm1.forward(self.conv1.forward(input)));
+        let x = self.norm1.forward_relu(self.conv1.forward(input));
         let x = self.norm2.forward(self.conv2.forward(x));
         self.activation.forward(x + residual)
     }
@@ -124,9 +122,7 @@ impl ResNet18 {
     /// - input: `[N, input_channels, H, W]`
     /// - output: `[N, 512]`
     pub fn forward(&self, input: Tensor<4>) -> Tensor<2> {
-        let mut x = self
-            .activation
-            .forward(self.stem_norm.forward(self.stem.forward(input)));
+        let mut x = self.stem_norm.forward_relu(self.stem.forward(input));
         for block in &self.blocks {
             x = block.forward(x);
         }

@@ -27,12 +27,55 @@ pub fn batch_norm_train<const D: usize>(
     beta: Tensor<1>,
     epsilon: f64,
 ) -> BatchNormTrainOutput<D> {
+    train(x, gamma, beta, epsilon, false)
+}
+
+/// [`batch_norm_train`] followed by a ReLU on its output, as one op: the output is
+/// `relu(batch_norm_train(x, …).output)` and its gradients are those of the composition
+/// (the gradient flows where the normalised value is positive, as Burn's and torch's ReLU
+/// define it).
+///
+/// On flex the ReLU is applied in the batch norm's output pass and its mask is recomputed
+/// from the input in the backward pass, so the pair costs what batch norm alone costs (no
+/// separate ReLU output, mask or backward sweep); on LibTorch it is torch's own ReLU on
+/// torch's own batch norm; everywhere else, Burn's two ops.
+///
+/// # Shapes
+/// - `x`: `[N, C, ...]`; `gamma`, `beta`: `[C]`
+///
+/// # Panics
+///
+/// As [`batch_norm_train`].
+pub fn batch_norm_relu_train<const D: usize>(
+    x: Tensor<D>,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+    epsilon: f64,
+) -> BatchNormTrainOutput<D> {
+    train(x, gamma, beta, epsilon, true)
+}
+
+fn train<const D: usize>(
+    x: Tensor<D>,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+    epsilon: f64,
+    relu: bool,
+) -> BatchNormTrainOutput<D> {
     check_shapes(&x, &gamma, &beta);
     #[cfg(any(feature = "flex", feature = "tch"))]
     if extension::takes_own_kernel(&x, &gamma, &beta) {
-        return extension::batch_norm_train(x, gamma, beta, epsilon);
+        return extension::batch_norm_train(x, gamma, beta, epsilon, relu);
     }
-    burn::tensor::module::batch_norm_train(x, gamma, beta, epsilon)
+    let out = burn::tensor::module::batch_norm_train(x, gamma, beta, epsilon);
+    if relu {
+        BatchNormTrainOutput {
+            output: burn::tensor::activation::relu(out.output),
+            ..out
+        }
+    } else {
+        out
+    }
 }
 
 /// The same messages on every backend, whichever op runs.
@@ -86,12 +129,14 @@ mod extension {
         gamma: Tensor<1>,
         beta: Tensor<1>,
         epsilon: f64,
+        relu: bool,
     ) -> BatchNormTrainOutput<D> {
         let stats = <Dispatch as BatchNormBackend>::selfsup_batch_norm_train(
             x.into_dispatch(),
             gamma.into_dispatch(),
             beta.into_dispatch(),
             epsilon,
+            relu,
         );
         BatchNormTrainOutput {
             output: Tensor::from_dispatch(stats.output),
@@ -116,12 +161,14 @@ mod extension {
     /// own.
     #[backend_extension(Flex: cfg(feature = "flex"), LibTorch: cfg(feature = "tch"), Autodiff)]
     pub trait BatchNormBackend: Backend {
-        /// Training-mode batch normalisation over dimension 1 (f32).
+        /// Training-mode batch normalisation over dimension 1 (f32), followed by a ReLU when
+        /// `relu`.
         fn selfsup_batch_norm_train(
             x: FloatTensor<Self>,
             gamma: FloatTensor<Self>,
             beta: FloatTensor<Self>,
             epsilon: f64,
+            relu: bool,
         ) -> BatchNormStats<Self>;
     }
 
@@ -131,8 +178,10 @@ mod extension {
         gamma: FloatTensor<B>,
         beta: FloatTensor<B>,
         epsilon: f64,
+        relu: bool,
     ) -> BatchNormStats<B> {
-        let (output, mean, variance, _) = B::batch_norm_forward(x, gamma, beta, epsilon, false);
+        let (output, mean, variance, _) =
+            B::batch_norm_forward(x, gamma, beta, epsilon, relu, false);
         BatchNormStats {
             output,
             mean,
@@ -147,8 +196,9 @@ mod extension {
             gamma: FloatTensor<Self>,
             beta: FloatTensor<Self>,
             epsilon: f64,
+            relu: bool,
         ) -> BatchNormStats<Self> {
-            forward::<Self>(x, gamma, beta, epsilon)
+            forward::<Self>(x, gamma, beta, epsilon, relu)
         }
     }
 
@@ -159,8 +209,9 @@ mod extension {
             gamma: FloatTensor<Self>,
             beta: FloatTensor<Self>,
             epsilon: f64,
+            relu: bool,
         ) -> BatchNormStats<Self> {
-            forward::<Self>(x, gamma, beta, epsilon)
+            forward::<Self>(x, gamma, beta, epsilon, relu)
         }
     }
 
@@ -170,6 +221,7 @@ mod extension {
             gamma: FloatTensor<Self>,
             beta: FloatTensor<Self>,
             epsilon: f64,
+            relu: bool,
         ) -> BatchNormStats<Self> {
             let prep = BatchNormBackward
                 .prepare::<C>([x.node(), gamma.node(), beta.node()])
@@ -183,13 +235,13 @@ mod extension {
             let (output, mean, variance) = match prep {
                 OpsKind::Tracked(prep) => {
                     let (y, mean, variance, saved) =
-                        B::batch_norm_forward(x, gamma, beta, epsilon, true);
+                        B::batch_norm_forward(x, gamma, beta, epsilon, relu, true);
                     let saved = saved.expect("a tracked batch norm saves its inputs");
                     (prep.finish(saved, y), mean, variance)
                 }
                 OpsKind::UnTracked(prep) => {
                     let (y, mean, variance, _) =
-                        B::batch_norm_forward(x, gamma, beta, epsilon, false);
+                        B::batch_norm_forward(x, gamma, beta, epsilon, relu, false);
                     (prep.finish(y), mean, variance)
                 }
             };

@@ -6,7 +6,11 @@
 //!   LibTorch, libtorch's own convolution and its own backward.
 //! - [`batch_norm_train`]: training-mode batch normalisation. On flex, one fused kernel for
 //!   the statistics and the output, and one for the backward pass, in place in NCHW; on
-//!   LibTorch, libtorch's own.
+//!   LibTorch, libtorch's own. [`batch_norm_relu_train`] is the same op followed by a ReLU,
+//!   fused on flex (no ReLU sweep forward or backward).
+//!
+//! - [`max_pool2d`]: 2-d max pooling; on flex one sweep that records each maximum's
+//!   position, and a backward pass that adds the gradient there.
 //!
 //! - [`all_reduce_sum`]: the sum over the ranks of a data-parallel run, differentiable (its
 //!   backward is the same sum of the gradients): synchronised batch norm's statistics.
@@ -25,17 +29,21 @@ mod all_reduce;
 mod batch_norm;
 mod conv2d;
 mod kernels;
+mod max_pool;
 
 #[cfg(any(feature = "flex", feature = "tch"))]
 pub use all_reduce::AllReduceBackend;
 pub use all_reduce::all_reduce_sum;
-pub use batch_norm::batch_norm_train;
 #[cfg(any(feature = "flex", feature = "tch"))]
 pub use batch_norm::{BatchNormBackend, BatchNormStats};
+pub use batch_norm::{batch_norm_relu_train, batch_norm_train};
 #[cfg(any(feature = "flex", feature = "tch"))]
 pub use conv2d::Conv2dBackend;
 pub use conv2d::conv2d;
-pub use kernels::{BatchNormKernels, Conv2dKernels, Needs};
+pub use kernels::{BatchNormKernels, Conv2dKernels, MaxPoolKernels, Needs};
+#[cfg(feature = "flex")]
+pub use max_pool::MaxPoolBackend;
+pub use max_pool::max_pool2d;
 
 #[cfg(any(feature = "flex", feature = "tch"))]
 use burn::backend::DispatchDevice;
@@ -80,6 +88,16 @@ pub fn has_own_kernel(device: &Device) -> bool {
         #[cfg(feature = "tch")]
         DispatchDevice::LibTorch(_) => return true,
         _ => {}
+    }
+    let _ = device;
+    false
+}
+
+/// Whether `device` (autodiff or not) is flex with its feature on.
+pub(crate) fn is_flex(device: &Device) -> bool {
+    #[cfg(feature = "flex")]
+    if let DispatchDevice::Flex(_) = device.as_dispatch().clone().inner() {
+        return true;
     }
     let _ = device;
     false

@@ -104,14 +104,30 @@ fn per_run(layout: Layout, out: &mut [f32], f: impl Fn(usize, usize, &mut [f32])
         });
 }
 
-/// The batch statistics and `y`; returns `(y, mean, biased variance)`.
+/// What [`forward`] computed: the output, the batch statistics, and the per-channel affine
+/// map `y = x·scale + shift` it applied (before the ReLU, when fused).
+pub struct Forward {
+    /// The output.
+    pub y: Vec<f32>,
+    /// The batch mean per channel.
+    pub mean: Vec<f32>,
+    /// The biased batch variance per channel.
+    pub variance: Vec<f32>,
+    /// `γ/√(σ² + ε)` per channel.
+    pub scale: Vec<f32>,
+    /// `β − μ·scale` per channel.
+    pub shift: Vec<f32>,
+}
+
+/// The batch statistics and `y` (followed by a ReLU, `y = max(y, 0)`, when `relu`).
 pub fn forward(
     layout: Layout,
     x: &[f32],
     gamma: &[f32],
     beta: &[f32],
     epsilon: f64,
-) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    relu: bool,
+) -> Forward {
     assert_eq!(
         x.len(),
         layout.n * layout.c * layout.s,
@@ -141,16 +157,28 @@ pub fn forward(
     per_run(layout, &mut y, |ch, start, out| {
         let (a, b) = (scale[ch], shift[ch]);
         let end = start + out.len();
-        for (o, &v) in out.iter_mut().zip(&x[start..end]) {
-            *o = v * a + b;
+        let pairs = out.iter_mut().zip(&x[start..end]);
+        if relu {
+            pairs.for_each(|(o, &v)| *o = (v * a + b).max(0.0));
+        } else {
+            pairs.for_each(|(o, &v)| *o = v * a + b);
         }
     });
     let to_f32 = |v: Vec<f64>| v.into_iter().map(|v| v as f32).collect();
-    (y, to_f32(mean), to_f32(variance))
+    Forward {
+        y,
+        mean: to_f32(mean),
+        variance: to_f32(variance),
+        scale,
+        shift,
+    }
 }
 
 /// The gradients `(dx, dγ, dβ)` of [`forward`]'s `y` given `dy`, from the saved input and
-/// statistics.
+/// statistics. `relu` is the forward's `(scale, shift)` when it was fused with a ReLU: the
+/// gradient then flows only where `x·scale + shift > 0` (where the ReLU passed its input, the
+/// rule of Burn's and torch's ReLU backward), computed on the fly from `x`.
+#[allow(clippy::too_many_arguments)]
 pub fn backward(
     layout: Layout,
     x: &[f32],
@@ -159,9 +187,16 @@ pub fn backward(
     variance: &[f32],
     epsilon: f64,
     dy: &[f32],
+    relu: Option<(&[f32], &[f32])>,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     assert_eq!(dy.len(), x.len(), "batch_norm: gradient length");
     let m = layout.count();
+    // The gradient reaching the batch norm's output: `dy`, or 0 where the fused ReLU cut.
+    let gate = |ch: usize| {
+        let (a, b) = relu.map_or((0.0, 0.0), |(scale, shift)| (scale[ch], shift[ch]));
+        let on = relu.is_some();
+        move |g: f32, v: f32| if on && v * a + b <= 0.0 { 0.0 } else { g }
+    };
     let inv_std: Vec<f32> = variance
         .iter()
         .map(|&v| (1.0 / (v as f64 + epsilon).sqrt()) as f32)
@@ -171,11 +206,15 @@ pub fn backward(
         .into_par_iter()
         .map(|ch| {
             let mu = mean[ch];
+            let gate = gate(ch);
             (0..layout.n)
                 .map(|i| {
                     let start = (i * layout.c + ch) * layout.s;
                     let r = start..start + layout.s;
-                    lanes_pair(&dy[r.clone()], &x[r], |g, v| (g, g * (v - mu)))
+                    lanes_pair(&dy[r.clone()], &x[r], |g, v| {
+                        let g = gate(g, v);
+                        (g, g * (v - mu))
+                    })
                 })
                 .fold((0.0, 0.0), |(a, b), (c, d)| (a + c, b + d))
         })
@@ -202,8 +241,12 @@ pub fn backward(
     per_run(layout, &mut dx, |ch, start, out| {
         let (a, b, d) = coeffs[ch];
         let end = start + out.len();
-        for ((o, &g), &v) in out.iter_mut().zip(&dy[start..end]).zip(&x[start..end]) {
-            *o = a * g + b * v + d;
+        let triples = out.iter_mut().zip(&dy[start..end]).zip(&x[start..end]);
+        if relu.is_some() {
+            let gate = gate(ch);
+            triples.for_each(|((o, &g), &v)| *o = a * gate(g, v) + b * v + d);
+        } else {
+            triples.for_each(|((o, &g), &v)| *o = a * g + b * v + d);
         }
     });
     let to_f32 = |v: Vec<f64>| v.into_iter().map(|v| v as f32).collect();
@@ -226,8 +269,11 @@ mod tests {
             .map(|i| ((i * 53 % 89) as f32 / 40.0) - 1.0)
             .collect();
         let (gamma, beta, eps) = ([1.5f32, -0.5], [0.25f32, 2.0], 1e-5);
-        let (y, mean, var) = forward(layout, &x, &gamma, &beta, eps);
-        let (dx, dgamma, dbeta) = backward(layout, &x, &gamma, &mean, &var, eps, &dy);
+        let Forward {
+            y, mean, variance, ..
+        } = forward(layout, &x, &gamma, &beta, eps, false);
+        let var = variance;
+        let (dx, dgamma, dbeta) = backward(layout, &x, &gamma, &mean, &var, eps, &dy, None);
         let m = (layout.n * layout.s) as f64;
         for ch in 0..layout.c {
             let idx: Vec<usize> = (0..layout.n)
@@ -250,5 +296,44 @@ mod tests {
                 assert!((dx[i] as f64 - want_dx).abs() < 1e-5, "dx[{i}]");
             }
         }
+    }
+
+    /// Fused with a ReLU: the output is `max(y, 0)` of the plain kernel, bit for bit, and the
+    /// gradients are the plain kernel's given `dy` zeroed where that output is not positive
+    /// (ReLU's backward).
+    #[test]
+    fn fused_relu_is_the_plain_kernel_then_relu() {
+        let layout = Layout { n: 4, c: 3, s: 11 };
+        let len = layout.n * layout.c * layout.s;
+        let x: Vec<f32> = (0..len)
+            .map(|i| ((i * 29 % 97) as f32 / 20.0) - 2.4)
+            .collect();
+        let dy: Vec<f32> = (0..len)
+            .map(|i| ((i * 61 % 83) as f32 / 30.0) - 1.3)
+            .collect();
+        let (gamma, beta, eps) = ([1.2f32, -0.7, 0.4], [0.3f32, 0.1, -0.2], 1e-5);
+        let plain = forward(layout, &x, &gamma, &beta, eps, false);
+        let fused = forward(layout, &x, &gamma, &beta, eps, true);
+        let relu: Vec<f32> = plain.y.iter().map(|&v| v.max(0.0)).collect();
+        assert_eq!(fused.y, relu);
+        assert!(relu.iter().any(|&v| v == 0.0) && relu.iter().any(|&v| v > 0.0));
+        let gated: Vec<f32> = dy
+            .iter()
+            .zip(&plain.y)
+            .map(|(&g, &y)| if y > 0.0 { g } else { 0.0 })
+            .collect();
+        let stats = (&fused.mean, &fused.variance);
+        let want = backward(layout, &x, &gamma, stats.0, stats.1, eps, &gated, None);
+        let got = backward(
+            layout,
+            &x,
+            &gamma,
+            stats.0,
+            stats.1,
+            eps,
+            &dy,
+            Some((&fused.scale, &fused.shift)),
+        );
+        assert_eq!(got, want);
     }
 }

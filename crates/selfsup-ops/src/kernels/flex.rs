@@ -1,9 +1,10 @@
-//! flex: the im2col + GEMM convolution of `im2col.rs` and the fused batch norm of
-//! `batch_norm.rs`, on the tensors' own memory.
+//! flex: the im2col + GEMM convolution of `im2col.rs`, the fused batch norm of
+//! `batch_norm.rs` and the max pooling of `max_pool.rs`, on the tensors' own memory.
 
 use super::batch_norm;
 use super::im2col::{self, Geometry};
-use super::{BatchNormKernels, Conv2dKernels, Needs};
+use super::max_pool::{self, PoolGeometry};
+use super::{BatchNormKernels, Conv2dKernels, MaxPoolKernels, Needs};
 use burn::backend::Flex;
 use burn::backend::flex::FlexTensor;
 use burn::tensor::ops::ConvOptions;
@@ -93,33 +94,44 @@ fn bn_layout(x: &FlexTensor) -> batch_norm::Layout {
 }
 
 impl BatchNormKernels for Flex {
-    /// The input, γ, the batch mean and variance, ε.
-    type Saved = (FlexTensor, FlexTensor, FlexTensor, FlexTensor, f64);
+    /// The input, γ, the batch mean and variance, ε, and the forward's `(scale, shift)` when
+    /// a ReLU was fused.
+    type Saved = (
+        FlexTensor,
+        FlexTensor,
+        FlexTensor,
+        FlexTensor,
+        f64,
+        Option<(Vec<f32>, Vec<f32>)>,
+    );
 
     fn batch_norm_forward(
         x: FlexTensor,
         gamma: FlexTensor,
         beta: FlexTensor,
         epsilon: f64,
+        relu: bool,
         track: bool,
     ) -> (FlexTensor, FlexTensor, FlexTensor, Option<Self::Saved>) {
         let [x, gamma, beta] = [x, gamma, beta].map(|t| contiguous_f32(t, "batch_norm"));
-        let (y, mean, variance) = batch_norm::forward(
+        let out = batch_norm::forward(
             bn_layout(&x),
             values(&x),
             values(&gamma),
             values(&beta),
             epsilon,
+            relu,
         );
-        let y = tensor(y, x.layout().shape().clone());
-        let c = mean.len();
-        let (mean, variance) = (tensor(mean, [c]), tensor(variance, [c]));
-        let saved = track.then(|| (x, gamma, mean.clone(), variance.clone(), epsilon));
+        let y = tensor(out.y, x.layout().shape().clone());
+        let c = out.mean.len();
+        let (mean, variance) = (tensor(out.mean, [c]), tensor(out.variance, [c]));
+        let gate = relu.then_some((out.scale, out.shift));
+        let saved = track.then(|| (x, gamma, mean.clone(), variance.clone(), epsilon, gate));
         (y, mean, variance, saved)
     }
 
     fn batch_norm_backward(
-        (x, gamma, mean, variance, epsilon): Self::Saved,
+        (x, gamma, mean, variance, epsilon, gate): Self::Saved,
         grad: FlexTensor,
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
         let grad = contiguous_f32(grad, "batch_norm");
@@ -131,6 +143,7 @@ impl BatchNormKernels for Flex {
             values(&variance),
             epsilon,
             values(&grad),
+            gate.as_ref().map(|(scale, shift)| (&scale[..], &shift[..])),
         );
         let c = dgamma.len();
         (
@@ -138,5 +151,33 @@ impl BatchNormKernels for Flex {
             tensor(dgamma, [c]),
             tensor(dbeta, [c]),
         )
+    }
+}
+
+impl MaxPoolKernels for Flex {
+    /// The pooling's geometry, the input shape and each maximum's position in its plane.
+    type Saved = (PoolGeometry, [usize; 4], Vec<u32>);
+
+    fn max_pool2d_forward(
+        x: FlexTensor,
+        kernel_size: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+        dilation: [usize; 2],
+        ceil_mode: bool,
+        track: bool,
+    ) -> (FlexTensor, Option<Self::Saved>) {
+        let x = contiguous_f32(x, "max_pool2d");
+        let shape = dims4(&x);
+        let g = PoolGeometry::new(shape, kernel_size, stride, padding, dilation, ceil_mode);
+        let (y, positions) = max_pool::forward(&g, values(&x), track);
+        let (ho, wo) = g.output_size();
+        let y = tensor(y, [shape[0], shape[1], ho, wo]);
+        (y, positions.map(|p| (g, shape, p)))
+    }
+
+    fn max_pool2d_backward((g, shape, positions): Self::Saved, grad: FlexTensor) -> FlexTensor {
+        let grad = contiguous_f32(grad, "max_pool2d");
+        tensor(max_pool::backward(&g, values(&grad), &positions), shape)
     }
 }

@@ -167,6 +167,18 @@ impl Geometry {
             && (self.ho, self.wo) == (self.h, self.w)
     }
 
+    /// Samples whose weight-gradient GEMMs are made one, with their `P` columns side by side:
+    /// a small `P` (7×7 maps: 49) would give each sample's GEMM a short inner dimension,
+    /// which runs at half the speed of one of a few hundred. Pointwise convolutions read
+    /// their samples in place, one at a time.
+    fn weight_group(&self, samples: usize) -> usize {
+        if self.is_pointwise() {
+            1
+        } else {
+            384usize.div_ceil(self.p()).clamp(1, samples.max(1))
+        }
+    }
+
     /// Samples per parallel chunk, and whether the GEMMs themselves should run in parallel.
     fn split(&self) -> (usize, Parallelism) {
         let threads = rayon::current_num_threads().max(1);
@@ -246,10 +258,16 @@ struct Run {
 /// zeros where the padding falls, as a buffer zeroed once and then used only by `im2col` for
 /// one geometry does (the same entries are padding for every sample).
 fn im2col(g: &Geometry, x: &[f32], cols: &mut [f32]) {
-    let (p, wo, sw) = (g.p(), g.wo, g.stride[1]);
+    im2col_at(g, x, cols, g.p(), 0);
+}
+
+/// [`im2col`] into columns `offset..offset + P` of a matrix whose rows are `row_stride`
+/// apart: several samples' columns side by side.
+fn im2col_at(g: &Geometry, x: &[f32], cols: &mut [f32], row_stride: usize, offset: usize) {
+    let (wo, sw) = (g.wo, g.stride[1]);
     g.for_each_run(|run| {
         let src = &x[run.input_row * g.w..][..g.w];
-        let dst = &mut cols[run.row * p + run.oy * wo..][..wo];
+        let dst = &mut cols[run.row * row_stride + offset + run.oy * wo..][..wo];
         if sw == 1 {
             let len = run.ox.len();
             dst[run.ox].copy_from_slice(&src[run.ix0..run.ix0 + len]);
@@ -326,6 +344,21 @@ impl<'a> Mat<'a> {
         }
     }
 
+    /// `rows × cols` with rows `row_stride` apart (the leading columns of a wider matrix).
+    fn strided(data: &'a [f32], rows: usize, cols: usize, row_stride: usize) -> Self {
+        assert!(
+            cols <= row_stride && (rows == 0 || data.len() >= (rows - 1) * row_stride + cols),
+            "matrix view past its slice"
+        );
+        Self {
+            data,
+            rows,
+            cols,
+            row_stride,
+            col_stride: 1,
+        }
+    }
+
     fn t(self) -> Self {
         Self {
             rows: self.cols,
@@ -339,9 +372,27 @@ impl<'a> Mat<'a> {
 
 /// `dst[m, n] = lhs · rhs`, or `dst += lhs · rhs` when `accumulate`; `dst` is row-major.
 fn matmul(dst: &mut [f32], lhs: Mat, rhs: Mat, accumulate: bool, parallelism: Parallelism) {
+    matmul_strided(dst, false, lhs, rhs, accumulate, parallelism);
+}
+
+/// [`matmul`] into a row-major `dst`, or, when `dst_transposed`, into a column-major one
+/// (`dst[i, j]` at `j·m + i`).
+fn matmul_strided(
+    dst: &mut [f32],
+    dst_transposed: bool,
+    lhs: Mat,
+    rhs: Mat,
+    accumulate: bool,
+    parallelism: Parallelism,
+) {
     let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
     assert_eq!(rhs.rows, k, "matmul: inner dimensions differ");
     assert!(dst.len() >= m * n, "matmul: destination too small");
+    let (dst_cs, dst_rs) = if dst_transposed {
+        (m as isize, 1)
+    } else {
+        (1, n as isize)
+    };
     // SAFETY: the three views lie inside their slices (checked by `Mat::row_major`, and `t`
     // only swaps strides), `dst` is exclusively borrowed and holds `m · n` elements.
     unsafe {
@@ -350,8 +401,8 @@ fn matmul(dst: &mut [f32], lhs: Mat, rhs: Mat, accumulate: bool, parallelism: Pa
             n,
             k,
             dst.as_mut_ptr(),
-            1,
-            n as isize,
+            dst_cs,
+            dst_rs,
             accumulate,
             lhs.data.as_ptr(),
             lhs.col_stride as isize,
@@ -391,7 +442,11 @@ pub fn forward(g: &Geometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
                         im2col(g, x_n, cols);
                         cols
                     };
-                    matmul(y_n, w, Mat::row_major(cols, k, p), false, parallelism);
+                    // As `y_nᵀ[P, C_out] = cols_nᵀ · Wᵀ` written column-major (= `y_n`
+                    // row-major): the microkernel then reads `cols_n` in place (its rows
+                    // are GEMM's contiguous columns) and packs only the small weight.
+                    let cols_t = Mat::row_major(cols, k, p).t();
+                    matmul_strided(y_n, true, cols_t, w.t(), false, parallelism);
                 }
             });
         });
@@ -447,32 +502,67 @@ pub fn backward(
             let first = chunk * per_chunk;
             let samples = per_chunk.min(g.batch - first);
             let buffer = if g.is_pointwise() { 0 } else { k * p };
-            let cols_len = if weight_grad { buffer } else { 0 };
+            // The weight gradient takes `group` samples per GEMM: their im2col columns
+            // side by side (rows `group · P` apart) and their output gradients copied
+            // likewise.
+            let group = if weight_grad {
+                g.weight_group(samples)
+            } else {
+                1
+            };
+            let wide = group * p;
+            let cols_len = if weight_grad { buffer * group } else { 0 };
+            let grads_len = if weight_grad && group > 1 {
+                g.c_out * wide
+            } else {
+                0
+            };
             let dcols_len = if dx.is_some() { buffer } else { 0 };
             let mut dw = vec![0.0f32; if weight_grad { g.c_out * k } else { 0 }];
-            with_scratch(cols_len + dcols_len, |scratch| {
-                let (cols, dcols) = scratch.split_at_mut(cols_len);
-                for i in 0..samples {
-                    let n = first + i;
-                    let g_n =
-                        Mat::row_major(&grad[n * g.output_len()..][..g.output_len()], g.c_out, p);
-                    if weight_grad {
-                        let x_n = &x[n * g.input_len()..][..g.input_len()];
-                        let cols: &[f32] = if g.is_pointwise() {
-                            x_n
+            with_scratch(cols_len + grads_len + dcols_len, |scratch| {
+                let (cols, rest) = scratch.split_at_mut(cols_len);
+                let (grads, dcols) = rest.split_at_mut(grads_len);
+                let g_of = |n: usize| &grad[n * g.output_len()..][..g.output_len()];
+                if weight_grad {
+                    for (index, start) in (0..samples).step_by(group).enumerate() {
+                        let len = group.min(samples - start);
+                        let width = len * p;
+                        for s in 0..len {
+                            let n = first + start + s;
+                            if !g.is_pointwise() {
+                                let x_n = &x[n * g.input_len()..][..g.input_len()];
+                                im2col_at(g, x_n, cols, wide, s * p);
+                            }
+                            if group > 1 {
+                                for (o, row) in g_of(n).chunks_exact(p).enumerate() {
+                                    grads[o * wide + s * p..][..p].copy_from_slice(row);
+                                }
+                            }
+                        }
+                        let (lhs, rhs) = if g.is_pointwise() {
+                            let n = first + start;
+                            let x_n = &x[n * g.input_len()..][..g.input_len()];
+                            (
+                                Mat::row_major(g_of(n), g.c_out, p),
+                                Mat::row_major(x_n, k, p),
+                            )
+                        } else if group > 1 {
+                            (
+                                Mat::strided(grads, g.c_out, width, wide),
+                                Mat::strided(cols, k, width, wide),
+                            )
                         } else {
-                            im2col(g, x_n, cols);
-                            cols
+                            (
+                                Mat::row_major(g_of(first + start), g.c_out, p),
+                                Mat::row_major(cols, k, p),
+                            )
                         };
-                        matmul(
-                            &mut dw,
-                            g_n,
-                            Mat::row_major(cols, k, p).t(),
-                            i > 0,
-                            parallelism,
-                        );
+                        matmul(&mut dw, lhs, rhs.t(), index > 0, parallelism);
                     }
-                    if let Some(dx) = dx.as_deref_mut() {
+                }
+                if let Some(dx) = dx.as_deref_mut() {
+                    for i in 0..samples {
+                        let g_n = Mat::row_major(g_of(first + i), g.c_out, p);
                         let dx_n = &mut dx[i * g.input_len()..][..g.input_len()];
                         if g.is_pointwise() {
                             matmul(dx_n, w.t(), g_n, false, parallelism);

@@ -1,5 +1,6 @@
 //! The kernels behind selfsup's ops, one file per backend, each implementing
-//! [`Conv2dKernels`] (and [`BatchNormKernels`]) for its backend's tensor primitive.
+//! [`Conv2dKernels`] and [`BatchNormKernels`] (flex also [`MaxPoolKernels`]) for its
+//! backend's tensor primitive.
 
 use burn::backend::Backend;
 use burn::backend::tensor::FloatTensor;
@@ -11,6 +12,8 @@ mod batch_norm;
 mod flex;
 #[cfg(feature = "flex")]
 mod im2col;
+#[cfg(feature = "flex")]
+mod max_pool;
 #[cfg(feature = "tch")]
 mod tch;
 
@@ -60,13 +63,15 @@ pub trait BatchNormKernels: Backend {
     /// What the forward keeps for the backward.
     type Saved: Clone + Send + core::fmt::Debug + 'static;
 
-    /// `(output, mean, biased variance, saved)`; `saved` is `Some` when `track`.
+    /// `(output, mean, biased variance, saved)`; `saved` is `Some` when `track`. With `relu`
+    /// the output is `max(output, 0)` and the backward pass is that of the composition.
     #[allow(clippy::type_complexity)]
     fn batch_norm_forward(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
         epsilon: f64,
+        relu: bool,
         track: bool,
     ) -> (
         FloatTensor<Self>,
@@ -80,4 +85,25 @@ pub trait BatchNormKernels: Backend {
         saved: Self::Saved,
         grad: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+}
+
+/// 2-d max pooling (f32, symmetric padding) with its backward pass, on one backend's tensors.
+pub trait MaxPoolKernels: Backend {
+    /// What the forward keeps for the backward.
+    type Saved: Clone + Send + core::fmt::Debug + 'static;
+
+    /// The pooled output; `Some(saved)` when `track`.
+    #[allow(clippy::too_many_arguments)]
+    fn max_pool2d_forward(
+        x: FloatTensor<Self>,
+        kernel_size: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+        dilation: [usize; 2],
+        ceil_mode: bool,
+        track: bool,
+    ) -> (FloatTensor<Self>, Option<Self::Saved>);
+
+    /// The input gradient from the output gradient.
+    fn max_pool2d_backward(saved: Self::Saved, grad: FloatTensor<Self>) -> FloatTensor<Self>;
 }

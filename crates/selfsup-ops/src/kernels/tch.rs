@@ -110,7 +110,8 @@ pub struct TorchBatchNorm {
 }
 
 /// libtorch's own `native_batch_norm` in training mode (batch statistics, no running
-/// statistics), and its own backward through autograd, as for the convolution above.
+/// statistics), optionally followed by its own ReLU, and their own backward through
+/// autograd, as for the convolution above.
 impl BatchNormKernels for LibTorch {
     type Saved = TorchBatchNorm;
 
@@ -119,6 +120,7 @@ impl BatchNormKernels for LibTorch {
         gamma: TchTensor,
         beta: TchTensor,
         epsilon: f64,
+        relu: bool,
         track: bool,
     ) -> (TchTensor, TchTensor, TchTensor, Option<TorchBatchNorm>) {
         tch::with_grad(|| {
@@ -133,6 +135,8 @@ impl BatchNormKernels for LibTorch {
                 0.0,
                 epsilon,
             );
+            // The fused ReLU is torch's own, recorded in the same graph.
+            let y = if relu { y.relu() } else { y };
             // torch keeps 1/√(σ² + ε); Burn's op returns σ² (biased).
             let variance = (inv_std.detach().square().reciprocal() - epsilon).clamp_min(0.0);
             let out = TchTensor::new(y.detach());
