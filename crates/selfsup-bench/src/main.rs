@@ -47,7 +47,6 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    selfsup_backend::keep_freed_memory();
     let args = Args::parse();
     if args.list {
         for w in workloads::ALL {
@@ -78,6 +77,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    selfsup_backend::tune_allocator(backend);
     let device = selfsup_backend::device(backend);
     let settings = workloads::Settings {
         warmup: args.warmup.unwrap_or(workload.warmup),

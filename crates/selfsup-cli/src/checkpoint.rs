@@ -351,6 +351,47 @@ pub fn keep_epoch_model(dir: &Path, checkpoint: &Path, epoch: usize) -> Result<P
     Ok(path)
 }
 
+/// Refuses, before any training, a run directory where the run could not write what it
+/// writes: `checkpoints` that is not a folder, and a folder (or anything but a file) where
+/// `latest`, an epoch model or its sum, `config.toml`, `steps.csv`, `metrics.csv` or
+/// `summary.json` go. (Found otherwise only when the first epoch ends.)
+pub fn check_paths(dir: &Path, epochs: usize) -> Result<(), UserError> {
+    let refuse = |path: &Path, what: &str| {
+        UserError(format!(
+            "{} is {what}; move it away, or start a new run with another --out",
+            path.display()
+        ))
+    };
+    let root = dir.join("checkpoints");
+    let mut files: Vec<PathBuf> = ["config.toml", "steps.csv", "metrics.csv", "summary.json"]
+        .iter()
+        .map(|name| dir.join(name))
+        .collect();
+    if let Ok(meta) = fs::symlink_metadata(&root) {
+        if !meta.is_dir() {
+            return Err(refuse(
+                &root,
+                "not a folder (the run keeps its checkpoints there)",
+            ));
+        }
+        files.push(root.join(LATEST));
+        for epoch in 1..=epochs {
+            let model = epoch_model(dir, epoch);
+            files.push(sum_path(&model));
+            files.push(model);
+        }
+    }
+    for path in files {
+        if let Ok(meta) = fs::symlink_metadata(&path)
+            && !meta.is_file()
+            && !meta.file_type().is_symlink()
+        {
+            return Err(refuse(&path, "not a file (the run writes a file there)"));
+        }
+    }
+    Ok(())
+}
+
 /// Where [`keep_epoch_model`] keeps epoch `epoch`'s model (1-based).
 pub fn epoch_model(dir: &Path, epoch: usize) -> PathBuf {
     dir.join("checkpoints")

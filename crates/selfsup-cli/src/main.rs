@@ -222,7 +222,6 @@ fn parse() -> Result<Cli, ExitCode> {
 }
 
 fn main() -> ExitCode {
-    selfsup_backend::keep_freed_memory();
     runtime_dir();
     report_panics_as_bugs();
     let cli = match parse() {

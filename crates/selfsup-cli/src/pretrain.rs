@@ -123,6 +123,7 @@ fn backend_device(name: &str) -> Result<(Backend, Device), UserError> {
         .parse::<Backend>()
         .and_then(Backend::ensure_compiled)
         .map_err(|e| UserError(e.to_string()))?;
+    selfsup_backend::tune_allocator(backend);
     Ok((backend, selfsup_backend::device(backend)))
 }
 
@@ -202,6 +203,8 @@ fn prepare(args: &PretrainArgs, lead: bool, world: usize) -> Result<Prepared, Us
             )));
         }
         let (mut config, mut origin) = run_config(&dir)?;
+        // Before the checkpoint is looked for (checked again below for added epochs).
+        checkpoint::check_paths(&dir, config.epochs)?;
         let lock = if lead {
             Some(rundir::lock(&dir)?)
         } else {
@@ -276,9 +279,19 @@ fn prepare(args: &PretrainArgs, lead: bool, world: usize) -> Result<Prepared, Us
             ))),
         };
         refuse(rundir::inspect(&dir)?)?;
+        let absolute = std::path::absolute(&dir).unwrap_or_else(|_| dir.clone());
+        if let Some(outer) = absolute.ancestors().skip(1).find(|a| rundir::is_marked(a)) {
+            return Err(UserError(format!(
+                "--out {} is inside the run {}; a run's folder is its own: choose a folder \
+                 outside it",
+                dir.display(),
+                outer.display()
+            )));
+        }
         (config, origin, dir, None)
     };
     config.validate(&origin)?;
+    checkpoint::check_paths(&dir, config.epochs)?;
     if !config.batch.is_multiple_of(world) {
         return Err(UserError(format!(
             "{} is the global batch and must divide among the {world} ranks; use a multiple \

@@ -446,13 +446,52 @@ fn materialise<M: Module>(module: &M) {
 
 /// Keeps the first `keep` data rows of a CSV file (header kept), atomically.
 fn truncate_csv(path: &Path, header: &str, keep: usize) -> Result<Vec<String>, UserError> {
-    let text = fs::read_to_string(path).unwrap_or_default();
-    let rows: Vec<String> = text
-        .lines()
-        .skip(1)
-        .take(keep)
-        .map(str::to_string)
-        .collect();
+    let text = match fs::read_to_string(path) {
+        Ok(text) => Some(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(UserError(format!("{}: cannot read: {e}", path.display()))),
+    };
+    let mut lines = text.as_deref().unwrap_or_default().lines();
+    let found_header = lines.next();
+    let ours = text.is_none() || found_header == Some(header);
+    // Rows under another header are not the run's: they are left out (and kept in the copy).
+    let rows: Vec<String> = if ours {
+        lines.take(keep).map(str::to_string).collect()
+    } else {
+        Vec::new()
+    };
+    // On a resume the file should hold the checkpoint's rows under selfsup's header; when it
+    // does not (deleted, edited, damaged), the run still continues from its checkpoint, but
+    // says what is missing and keeps a copy of what was there.
+    let why = if keep == 0 {
+        None
+    } else if text.is_none() {
+        Some(format!(
+            "is missing: the {keep} rows before the resume point are lost"
+        ))
+    } else if !ours {
+        Some("does not start with selfsup's header (edited or damaged)".to_string())
+    } else if rows.len() < keep {
+        Some(format!(
+            "holds {} of the {keep} rows the checkpoint expects (cut short or edited)",
+            rows.len()
+        ))
+    } else {
+        None
+    };
+    if let Some(why) = why {
+        let kept = text
+            .as_ref()
+            .map(|text| keep_copy(path, text))
+            .transpose()?
+            .map(|copy| format!("; what it held is kept in {}", copy.display()))
+            .unwrap_or_default();
+        eprintln!(
+            "warning: {} {why}; the run continues from its checkpoint and appends the new \
+             rows{kept}",
+            path.display()
+        );
+    }
     let mut out = String::from(header);
     out.push('\n');
     for row in &rows {
@@ -461,6 +500,21 @@ fn truncate_csv(path: &Path, header: &str, keep: usize) -> Result<Vec<String>, U
     }
     checkpoint::write_atomic(path, out.as_bytes())?;
     Ok(rows)
+}
+
+/// Copies `text` (a file's contents) beside `path` as `NAME.before-resume[-N]`, never over an
+/// existing file; returns the copy's path.
+fn keep_copy(path: &Path, text: &str) -> Result<PathBuf, UserError> {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let copy = (0..)
+        .map(|n| match n {
+            0 => path.with_file_name(format!("{name}.before-resume")),
+            n => path.with_file_name(format!("{name}.before-resume-{n}")),
+        })
+        .find(|candidate| !candidate.exists())
+        .expect("an unused name");
+    checkpoint::write_atomic(&copy, text.as_bytes())?;
+    Ok(copy)
 }
 
 /// [`truncate_csv`] on the rank that writes the run directory; the others read the rows.
@@ -656,6 +710,7 @@ impl Job for PretrainJob<'_> {
                 }
             };
             let started = Instant::now();
+            let communicated_before = selfsup_dist::communication_time();
             let seconds_before = progress.train_seconds;
             let epoch_seconds_before = progress.epoch_seconds;
             for step_in_epoch in first..steps_per_epoch {
@@ -796,6 +851,19 @@ impl Job for PretrainJob<'_> {
                     ""
                 }
             );
+            let world = selfsup_dist::current().world_size();
+            if world > 1 {
+                let communicated =
+                    (selfsup_dist::communication_time() - communicated_before).as_secs_f64();
+                eprintln!(
+                    "epoch {}/{}: communication {communicated:.1} s of {elapsed:.1} s of \
+                     training ({:.0} %, rank 0 of {world}: gathers, all-reduces and the wait \
+                     for the slowest rank)",
+                    epoch + 1,
+                    config.epochs,
+                    100.0 * communicated / elapsed.max(1e-9)
+                );
+            }
             let saved = checkpoint::save(dir, &model, &optimizer, &progress)?;
             checkpoint::keep_epoch_model(dir, &saved, epoch + 1)?;
             last = Some((measured, z_train, z_test));

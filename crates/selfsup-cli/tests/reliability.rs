@@ -702,6 +702,56 @@ fn damaged_checkpoints_are_never_used_and_never_deleted() {
         &selfsup(&["eval", config.to_str().unwrap()]),
         &format!("batch in {} must be at least 1, got 0", path.display()),
     );
+
+    // Paths the run must write that became something else are refused before training,
+    // naming the path (not found an epoch later).
+    let blocked = root.join("blocked");
+    copy_dir(&run, &blocked);
+    let latest = blocked.join("checkpoints").join("latest");
+    std::fs::remove_file(&latest).unwrap();
+    std::fs::create_dir(&latest).unwrap();
+    assert_user_error(
+        &resume(&blocked, &["--epochs", "3"]),
+        &format!("{} is not a file", latest.display()),
+    );
+    let filed = root.join("filed");
+    copy_dir(&run, &filed);
+    std::fs::remove_dir_all(filed.join("checkpoints")).unwrap();
+    std::fs::write(filed.join("checkpoints"), "not a folder").unwrap();
+    let out = resume(&filed, &["--epochs", "3"]);
+    assert_user_error(&out, "checkpoints is not a folder");
+
+    // A new run inside another run's folder is refused.
+    let inner = run.join("checkpoints").join("inner");
+    assert_user_error(&tiny_run(&inner, &[]), "is inside the run");
+    assert!(!inner.exists());
+
+    // metrics.csv deleted, or edited: the run continues from its checkpoint, says what is
+    // missing, and keeps a copy of what was there.
+    let lost = root.join("lost");
+    copy_dir(&run, &lost);
+    std::fs::remove_file(lost.join("metrics.csv")).unwrap();
+    let out = resume(&lost, &["--epochs", "3"]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    finished_run(&out, &lost);
+    assert!(
+        stderr.contains("metrics.csv is missing: the 2 rows before the resume point are lost"),
+        "{stderr}"
+    );
+    let garbled = root.join("garbled");
+    copy_dir(&run, &garbled);
+    std::fs::write(garbled.join("metrics.csv"), "my notes\n1,2,3\n").unwrap();
+    let out = resume(&garbled, &["--epochs", "3"]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    finished_run(&out, &garbled);
+    assert!(
+        stderr.contains("does not start with selfsup's header"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(garbled.join("metrics.csv.before-resume")).unwrap(),
+        "my notes\n1,2,3\n"
+    );
     let _ = std::fs::remove_dir_all(&root);
 }
 

@@ -1,7 +1,9 @@
 //! The collectives a data-parallel step needs, and the communicators that provide them.
 
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 /// Rank, world size and the four collectives, on flat `f32` / byte buffers. Every rank calls
 /// the same collectives in the same order with buffers of the same length (a mismatch is a
@@ -19,6 +21,27 @@ pub trait Communicator: Send + Sync {
     fn broadcast(&self, bytes: &mut Vec<u8>, root: usize);
     /// Returns once every rank has called it.
     fn barrier(&self);
+}
+
+/// Nanoseconds this process has spent inside MPI collectives (waiting for the other ranks
+/// included), for [`communication_time`].
+static COMMUNICATION_NANOS: AtomicU64 = AtomicU64::new(0);
+
+/// The time this process has spent inside the collectives of an MPI run so far: moving data
+/// and waiting for the slower ranks (zero in one process). The difference over a stretch of
+/// training, against its wall-clock time, is the share of it spent communicating.
+pub fn communication_time() -> Duration {
+    Duration::from_nanos(COMMUNICATION_NANOS.load(Ordering::Relaxed))
+}
+
+/// Runs `f` and adds its time to [`communication_time`].
+#[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+pub(crate) fn timed<R>(f: impl FnOnce() -> R) -> R {
+    let start = Instant::now();
+    let out = f();
+    let nanos = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    COMMUNICATION_NANOS.fetch_add(nanos, Ordering::Relaxed);
+    out
 }
 
 /// One process: rank 0 of 1, every collective the identity.

@@ -24,7 +24,9 @@ mod grads;
 #[cfg(feature = "mpi")]
 mod mpi_comm;
 
-pub use collective::{Communicator, Single, ThreadGroup, current, set_global, with_communicator};
+pub use collective::{
+    Communicator, Single, ThreadGroup, communication_time, current, set_global, with_communicator,
+};
 pub use gather::{all_reduce_scalar, broadcast_module, gather_labels, gather_rows};
 pub use grads::all_reduce_gradients;
 #[cfg(feature = "mpi")]

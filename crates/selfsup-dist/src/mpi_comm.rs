@@ -8,7 +8,7 @@ use mpi::environment::Universe;
 use mpi::topology::SimpleCommunicator;
 use mpi::traits::{Communicator as _, CommunicatorCollectives, Root};
 
-use crate::collective::Communicator;
+use crate::collective::{Communicator, timed};
 
 /// MPI's world communicator. Collectives are called from the training thread only (MPI is
 /// initialised at its default, single-threaded level); the lock makes that a guarantee.
@@ -69,28 +69,34 @@ impl Communicator for Mpi {
     }
 
     fn all_gather(&self, local: &[f32]) -> Vec<f32> {
-        let world = self.world.lock().expect("MPI lock");
-        let mut out = vec![0f32; local.len() * self.size];
-        world.all_gather_into(local, &mut out[..]);
-        out
+        timed(|| {
+            let world = self.world.lock().expect("MPI lock");
+            let mut out = vec![0f32; local.len() * self.size];
+            world.all_gather_into(local, &mut out[..]);
+            out
+        })
     }
 
     fn all_reduce_sum(&self, values: &mut [f32]) {
-        let world = self.world.lock().expect("MPI lock");
-        let local = values.to_vec();
-        world.all_reduce_into(&local[..], values, SystemOperation::sum());
+        timed(|| {
+            let world = self.world.lock().expect("MPI lock");
+            let local = values.to_vec();
+            world.all_reduce_into(&local[..], values, SystemOperation::sum());
+        })
     }
 
     fn broadcast(&self, bytes: &mut Vec<u8>, root: usize) {
-        let world = self.world.lock().expect("MPI lock");
-        let process = world.process_at_rank(root as i32);
-        let mut len = bytes.len() as u64;
-        process.broadcast_into(&mut len);
-        bytes.resize(len as usize, 0);
-        process.broadcast_into(&mut bytes[..]);
+        timed(|| {
+            let world = self.world.lock().expect("MPI lock");
+            let process = world.process_at_rank(root as i32);
+            let mut len = bytes.len() as u64;
+            process.broadcast_into(&mut len);
+            bytes.resize(len as usize, 0);
+            process.broadcast_into(&mut bytes[..]);
+        })
     }
 
     fn barrier(&self) {
-        self.world.lock().expect("MPI lock").barrier();
+        timed(|| self.world.lock().expect("MPI lock").barrier());
     }
 }

@@ -135,8 +135,11 @@ impl BatchNormKernels for LibTorch {
                 0.0,
                 epsilon,
             );
-            // The fused ReLU is torch's own, recorded in the same graph.
-            let y = if relu { y.relu() } else { y };
+            // The fused ReLU is torch's own, recorded in the same graph, as `threshold(0, 0)`
+            // (ReLU's values and gradient): torch's `relu` keeps its output for the backward,
+            // and that output is the tensor Burn receives and may update in place, which
+            // torch would then refuse; `threshold` keeps its input, which only torch holds.
+            let y = if relu { y.threshold(0.0, 0.0) } else { y };
             // torch keeps 1/√(σ² + ε); Burn's op returns σ² (biased).
             let variance = (inv_std.detach().square().reciprocal() - epsilon).clamp_min(0.0);
             let out = TchTensor::new(y.detach());
