@@ -115,9 +115,7 @@ pub fn check(config: &RunConfig, data: &Data, origin: &Origin) -> Result<Vec<Str
             train.len()
         ));
     }
-    let total_steps = steps_per_epoch
-        .checked_mul(config.epochs)
-        .unwrap_or(usize::MAX);
+    let total_steps = steps_per_epoch.saturating_mul(config.epochs);
     if config.checkpoint_every > total_steps {
         warnings.push(format!(
             "{} {} is more than the run's {total_steps} steps: checkpoints are written at \

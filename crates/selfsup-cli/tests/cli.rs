@@ -217,10 +217,6 @@ fn pretrain_mistakes_are_one_line_errors() {
     let _ = std::fs::remove_dir_all(&root);
 }
 
-/// Checks that a `pretrain` succeeded; returns its stdout and the run's `summary.json`.
-
-/// A labelled CSV of `rows` rows: 8 features around one of 3 well-separated class centres, the
-/// class in the last column, with a header line.
 /// `selfsup embed DIR --out NPY`, which must succeed.
 fn embed(dir: &std::path::Path, npy: &std::path::Path) {
     let out = selfsup(&[
@@ -236,6 +232,8 @@ fn embed(dir: &std::path::Path, npy: &std::path::Path) {
     );
 }
 
+/// A labelled CSV of `rows` rows: 8 features around one of 3 well-separated class centres, the
+/// class in the last column, with a header line.
 fn clustered_csv(path: &std::path::Path, rows: usize) {
     let mut state = 12345u64;
     let mut noise = || {
