@@ -226,6 +226,20 @@ fn prepare(args: &PretrainArgs, lead: bool, world: usize) -> Result<Prepared, Us
                 dir.display()
             )));
         }
+        let named = selfsup_data::sources::NAMED.contains(&config.dataset.as_str());
+        if origin.flags.contains(&"dataset")
+            && config.dataset != saved.dataset
+            && !named
+            && !Path::new(&config.dataset).exists()
+        {
+            return Err(UserError(format!(
+                "--dataset {} does not exist; the run in {} trained on {}, and a resumed run \
+                 keeps its dataset (leave --dataset out, or restore that dataset)",
+                config.dataset,
+                dir.display(),
+                saved.dataset
+            )));
+        }
         let kept = |name: &&&str| !["epochs", "backend"].contains(*name);
         if let Some(changed) = origin
             .flags

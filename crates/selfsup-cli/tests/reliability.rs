@@ -721,6 +721,12 @@ fn damaged_checkpoints_are_never_used_and_never_deleted() {
     let out = resume(&filed, &["--epochs", "3"]);
     assert_user_error(&out, "checkpoints is not a folder");
 
+    // A dataset that is gone is named as gone, not as a changed setting.
+    assert_user_error(
+        &resume(&run, &["--dataset", root.join("gone").to_str().unwrap()]),
+        "does not exist; the run in",
+    );
+
     // A new run inside another run's folder is refused.
     let inner = run.join("checkpoints").join("inner");
     assert_user_error(&tiny_run(&inner, &[]), "is inside the run");
