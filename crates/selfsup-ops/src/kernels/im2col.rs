@@ -334,14 +334,7 @@ struct Mat<'a> {
 
 impl<'a> Mat<'a> {
     fn row_major(data: &'a [f32], rows: usize, cols: usize) -> Self {
-        assert!(data.len() >= rows * cols, "matrix view past its slice");
-        Self {
-            data,
-            rows,
-            cols,
-            row_stride: cols,
-            col_stride: 1,
-        }
+        Self::strided(data, rows, cols, cols)
     }
 
     /// `rows × cols` with rows `row_stride` apart (the leading columns of a wider matrix).
@@ -393,7 +386,7 @@ fn matmul_strided(
     } else {
         (1, n as isize)
     };
-    // SAFETY: the three views lie inside their slices (checked by `Mat::row_major`, and `t`
+    // SAFETY: the three views lie inside their slices (checked by `Mat::strided`, and `t`
     // only swaps strides), `dst` is exclusively borrowed and holds `m · n` elements.
     unsafe {
         gemm::gemm(
@@ -539,24 +532,20 @@ pub fn backward(
                                 }
                             }
                         }
-                        let (lhs, rhs) = if g.is_pointwise() {
-                            let n = first + start;
-                            let x_n = &x[n * g.input_len()..][..g.input_len()];
-                            (
-                                Mat::row_major(g_of(n), g.c_out, p),
-                                Mat::row_major(x_n, k, p),
-                            )
-                        } else if group > 1 {
-                            (
-                                Mat::strided(grads, g.c_out, width, wide),
-                                Mat::strided(cols, k, width, wide),
-                            )
+                        // One sample alone is its own `[C_out, P]` gradient (and, pointwise,
+                        // its own input as the columns); a group reads the copies.
+                        let lhs = if group > 1 {
+                            &*grads
                         } else {
-                            (
-                                Mat::row_major(g_of(first + start), g.c_out, p),
-                                Mat::row_major(cols, k, p),
-                            )
+                            g_of(first + start)
                         };
+                        let rhs = if g.is_pointwise() {
+                            &x[(first + start) * g.input_len()..][..g.input_len()]
+                        } else {
+                            &*cols
+                        };
+                        let lhs = Mat::strided(lhs, g.c_out, width, wide);
+                        let rhs = Mat::strided(rhs, k, width, wide);
                         matmul(&mut dw, lhs, rhs.t(), index > 0, parallelism);
                     }
                 }
