@@ -249,6 +249,7 @@ def recipe(method, epochs):
         "min_lr": 0.0, "weight_decay": 1e-6, "clip_grad": 0.0, "temperature": 0.2,
         "hidden_dim": 128, "projection_dim": 64, "predictor_hidden_dim": 128, "momentum": 0.99,
         "queue_size": 4096, "barlow_lambda": 5e-3, "dino_output_dim": 1024, "local_crops": 4,
+        "freeze_last_layer": 0.0,
     }
     r.update(tomllib.loads((REPO / "recipes" / f"{method}.toml").read_text()))
     r["epochs"] = epochs
@@ -336,6 +337,10 @@ def main():
                 group["lr"] = lr_at(r, step, steps_per_epoch, total)
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if step < round(r["freeze_last_layer"] * steps_per_epoch):
+                # lightly's DINOProjectionHead.cancel_last_layer_gradients, counted in steps.
+                for p in model.head.last_layer.parameters():
+                    p.grad = None
             if r["clip_grad"] > 0:
                 for p in params:
                     if p.grad is not None:

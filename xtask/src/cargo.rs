@@ -50,10 +50,18 @@ pub fn apply_env(cmd: &mut Command, provisioned: &Provisioned) {
 
 /// `--features` value enabling the given backends on `selfsup-backend`, and MPI in the CLI
 /// when it is provisioned (one feature set for every build of a provisioned machine).
+///
+/// wgpu is built as `wgpu-software` (without Burn's autotune and fusion): this machine's wgpu
+/// is lavapipe, a CPU emulating a GPU, where compiling the kernels autotune tries and fusion
+/// generates took 13 minutes for the golden file alone. A GPU build (`bench/gpu_prepare.sh`)
+/// takes the full `wgpu` and `cuda` features.
 pub fn features(backends: &[String], provisioned: &Provisioned) -> String {
     let mut list: Vec<String> = backends
         .iter()
-        .map(|b| format!("selfsup-backend/{b}"))
+        .map(|b| match b.as_str() {
+            "wgpu" => "selfsup-backend/wgpu-software".to_string(),
+            b => format!("selfsup-backend/{b}"),
+        })
         .collect();
     if provisioned.mpi {
         list.push("selfsup-cli/mpi".into());

@@ -6,11 +6,13 @@
 //! cargo xtask golden FILE [--backends a,b] [--allow-missing]
 //! cargo xtask bench [--quick] [--backends a,b] [--workloads a,b] [--rounds N] [--no-pytorch]
 //! cargo xtask quality [--methods a,b] [--epochs N] [--dataset D] [--backend B] [--no-pytorch]
+//! cargo xtask outside-app                         build and run a Burn app using selfsup
 //! ```
 
 mod bench;
 mod cargo;
 mod golden;
+mod outside_app;
 mod process;
 mod quality;
 mod setup;
@@ -102,6 +104,9 @@ enum Command {
         #[arg(long)]
         no_pytorch: bool,
     },
+    /// Build and run examples/outside-app, a Burn application depending on selfsup as a
+    /// user's does (Burn's default features, burn-train, a fresh lock file).
+    OutsideApp,
 }
 
 /// Parses `--backends`, defaulting to all four.
@@ -185,6 +190,7 @@ fn main() -> ExitCode {
                 pytorch: !no_pytorch,
             })
         }),
+        Command::OutsideApp => outside_app::run(),
     };
     match result {
         Ok(code) => code,

@@ -83,7 +83,7 @@ impl Backend {
         match self {
             Backend::Flex => cfg!(feature = "flex"),
             Backend::NdArray => cfg!(feature = "ndarray"),
-            Backend::Wgpu => cfg!(feature = "wgpu"),
+            Backend::Wgpu => cfg!(feature = "wgpu-software"),
             Backend::Vulkan => cfg!(feature = "vulkan"),
             Backend::Tch => cfg!(feature = "tch"),
             Backend::Cuda => cfg!(feature = "cuda"),
@@ -265,7 +265,7 @@ pub fn device(backend: Backend) -> Device {
         Backend::Flex => Device::flex(),
         #[cfg(feature = "ndarray")]
         Backend::NdArray => Device::ndarray(),
-        #[cfg(feature = "wgpu")]
+        #[cfg(feature = "wgpu-software")]
         Backend::Wgpu => Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
         #[cfg(feature = "vulkan")]
         Backend::Vulkan => Device::vulkan(burn::tensor::DeviceKind::DefaultDevice),

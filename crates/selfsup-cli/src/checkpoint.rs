@@ -38,6 +38,10 @@ pub struct Progress {
     /// without labels).
     #[serde(default)]
     pub online_probe_acc: Option<f64>,
+    /// CRC-32 of the samples, labels and shapes the run trains and is evaluated on, so that a
+    /// resume on changed data is refused (none in runs from before it was kept).
+    #[serde(default)]
+    pub data_crc32: Option<u32>,
 }
 
 impl Progress {
@@ -52,6 +56,7 @@ impl Progress {
             epoch_probe_seen: 0,
             epoch_seconds: 0.0,
             online_probe_acc: None,
+            data_crc32: None,
         }
     }
 
@@ -160,16 +165,7 @@ fn intact(checkpoint: &Path) -> bool {
         .and_then(Path::parent)
         .is_some_and(|run| !crate::rundir::is_marked(run));
     match fs::read_to_string(checkpoint.join(MANIFEST)) {
-        Ok(text) => match serde_json::from_str::<Manifest>(&text) {
-            Ok(manifest) => {
-                manifest.files.len() == 3
-                    && manifest
-                        .files
-                        .iter()
-                        .all(|want| file_sum(checkpoint, &want.name).as_ref() == Some(want))
-            }
-            Err(_) => false,
-        },
+        Ok(_) => sums_match(checkpoint),
         Err(_) => {
             legacy
                 && [MODEL, OPTIMIZER]
@@ -177,6 +173,20 @@ fn intact(checkpoint: &Path) -> bool {
                     .all(|f| checkpoint.join(f).is_file())
         }
     }
+}
+
+/// Whether the checkpoint's manifest lists its three files with their present sizes and sums.
+fn sums_match(checkpoint: &Path) -> bool {
+    fs::read_to_string(checkpoint.join(MANIFEST))
+        .ok()
+        .and_then(|text| serde_json::from_str::<Manifest>(&text).ok())
+        .is_some_and(|manifest| {
+            manifest.files.len() == 3
+                && manifest
+                    .files
+                    .iter()
+                    .all(|want| file_sum(checkpoint, &want.name).as_ref() == Some(want))
+        })
 }
 
 /// A message without the names of temporary files (`x.bpk.123-4.tmp` → `x.bpk`).
@@ -276,12 +286,47 @@ pub fn save<M: Module>(
 pub fn latest(dir: &Path) -> Result<Option<PathBuf>, UserError> {
     let root = dir.join("checkpoints");
     let pointer = root.join(LATEST);
-    let named = fs::read_to_string(&pointer)
-        .ok()
-        .map(|name| name.trim().to_string())
-        .filter(|name| step_of(name).is_some());
+    let named = match fs::read_to_string(&pointer) {
+        Ok(name) => Some(name.trim().to_string()).filter(|name| step_of(name).is_some()),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            return Err(not_readable(&pointer));
+        }
+        Err(_) => None,
+    };
+    // A checkpoint this user may not read is not damaged, and must not be passed over for an
+    // older one either.
+    let usable = |checkpoint: &Path| -> Result<bool, UserError> {
+        if intact(checkpoint) {
+            return Ok(true);
+        }
+        if let Some(file) = unreadable(checkpoint) {
+            return Err(not_readable(&file));
+        }
+        // Every file as written, yet not usable: its progress is not one selfsup reads (an
+        // edit with the sums redone, or another version's format) — say that, not "damaged".
+        if sums_match(checkpoint) {
+            let named = checkpoint
+                .file_name()
+                .and_then(|n| step_of(&n.to_string_lossy()));
+            let problem = match progress(checkpoint) {
+                Err(e) => e.0,
+                Ok(p) if Some(p.step) != named => format!(
+                    "{}: says step {}, but its folder is step {}",
+                    checkpoint.join(PROGRESS).display(),
+                    p.step,
+                    named.map_or("?".to_string(), |n| n.to_string())
+                ),
+                Ok(_) => return Ok(false),
+            };
+            return Err(UserError(format!(
+                "{problem}; its checksums match, so the file was written this way (edited, or by \
+                 another selfsup version): restore it, or start a new run with another --out"
+            )));
+        }
+        Ok(false)
+    };
     if let Some(name) = &named
-        && intact(&root.join(name))
+        && usable(&root.join(name))?
     {
         return Ok(Some(root.join(name)));
     }
@@ -301,7 +346,14 @@ pub fn latest(dir: &Path) -> Result<Option<PathBuf>, UserError> {
         None if pointer.exists() => "is damaged".to_string(),
         None => "is missing".to_string(),
     };
-    if let Some((_, path)) = steps.iter().find(|(_, path)| intact(path)) {
+    let mut newest_intact = None;
+    for (_, path) in &steps {
+        if usable(path)? {
+            newest_intact = Some(path);
+            break;
+        }
+    }
+    if let Some(path) = newest_intact {
         eprintln!(
             "warning: {} {why}; using {}, the newest intact checkpoint",
             pointer.display(),
@@ -318,6 +370,32 @@ pub fn latest(dir: &Path) -> Result<Option<PathBuf>, UserError> {
         root.display(),
         steps.len()
     )))
+}
+
+/// The first file of `checkpoint` (or the folder itself) that this user may not read.
+fn unreadable(checkpoint: &Path) -> Option<PathBuf> {
+    let denied = |result: std::io::Result<()>| {
+        result.is_err_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied)
+    };
+    let entries = match fs::read_dir(checkpoint) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            return Some(checkpoint.to_path_buf());
+        }
+        Err(_) => return None,
+    };
+    entries
+        .flatten()
+        .map(|entry| entry.path())
+        .find(|path| path.is_file() && denied(File::open(path).map(drop)))
+}
+
+fn not_readable(path: &Path) -> UserError {
+    UserError(format!(
+        "{}: permission denied (the file is there, but this user may not read it); give the \
+         user running selfsup read access (e.g. `chmod -R u+rwX` on the run folder, as its owner)",
+        path.display()
+    ))
 }
 
 /// Reads a checkpoint's progress.

@@ -114,6 +114,24 @@ impl Origin {
     }
 }
 
+/// Method-specific settings and the methods that read them.
+const USED_BY: [(&str, &[&str]); 14] = [
+    ("temperature", &["simclr", "moco", "moco-v3", "supcon"]),
+    ("queue_size", &["moco"]),
+    ("momentum", &["moco", "moco-v3", "byol", "dino"]),
+    ("predictor_hidden_dim", &["byol", "simsiam", "moco-v3"]),
+    ("barlow_lambda", &["barlow-twins"]),
+    ("dino_output_dim", &["dino"]),
+    ("local_crops", &["dino"]),
+    ("freeze_last_layer", &["dino"]),
+    ("margin", &["triplet"]),
+    ("mining", &["triplet"]),
+    ("use_labels", &["triplet"]),
+    ("noise_std", &["denoising-autoencoder"]),
+    ("mask_ratio", &["masked-autoencoder"]),
+    ("mask_patch", &["masked-autoencoder"]),
+];
+
 /// Everything that defines a run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -165,6 +183,9 @@ pub struct RunConfig {
     pub dino_output_dim: usize,
     /// DINO's local crops per image (besides the two global ones).
     pub local_crops: usize,
+    /// DINO: epochs (fractions allowed) at the start during which the head's prototypes get
+    /// no gradient (the paper's `freeze_last_layer`; 0: never).
+    pub freeze_last_layer: f64,
     /// Triplet margin.
     pub margin: f64,
     /// Triplet mining: all, hard, semi-hard or batch-hard.
@@ -221,6 +242,7 @@ impl Default for RunConfig {
             barlow_lambda: 5e-3,
             dino_output_dim: 1024,
             local_crops: 4,
+            freeze_last_layer: 0.0,
             margin: 0.2,
             mining: "semi-hard".into(),
             use_labels: false,
@@ -455,6 +477,21 @@ impl RunConfig {
                 origin.setting("epochs", self.epochs)
             ));
         }
+        if !(self.freeze_last_layer.is_finite() && self.freeze_last_layer >= 0.0) {
+            return bad(format!(
+                "{} must be >= 0 epochs, got {}",
+                at("freeze_last_layer"),
+                short(self.freeze_last_layer)
+            ));
+        }
+        if self.freeze_last_layer >= self.epochs as f64 && self.freeze_last_layer > 0.0 {
+            return bad(format!(
+                "{} ({}) must be shorter than the run ({}): DINO's prototypes would never train",
+                at("freeze_last_layer"),
+                short(self.freeze_last_layer),
+                origin.setting("epochs", self.epochs)
+            ));
+        }
         for (key, value) in [("clip_grad", self.clip_grad), ("noise_std", self.noise_std)] {
             if !(value.is_finite() && value >= 0.0) {
                 return bad(format!("{} must be >= 0, got {}", at(key), short(value)));
@@ -534,6 +571,25 @@ impl RunConfig {
                 at("temperature"),
                 short(self.temperature)
             ));
+        }
+        // Settings the user gave (a flag or a --config key; not the recipe's, not a run's own
+        // config.toml) that this method never reads.
+        let given = |key: &str| {
+            origin.flags.contains(&key.replace('_', "-").as_str())
+                || origin
+                    .file_keys
+                    .as_ref()
+                    .is_some_and(|keys| keys.iter().any(|k| k == key))
+        };
+        for (key, methods) in USED_BY {
+            if given(key) && !methods.contains(&self.method.as_str()) {
+                out.push(format!(
+                    "{} is ignored: --method {} does not use it (only {} do)",
+                    at(key),
+                    self.method,
+                    methods.join(", ")
+                ));
+            }
         }
         out
     }
@@ -657,6 +713,49 @@ mod tests {
             "{ a = 1 }",
         ]);
         (keys, values).prop_map(|(k, v)| format!("{k} = {v}"))
+    }
+
+    #[test]
+    fn settings_the_method_does_not_read_are_named_in_a_warning() {
+        let byol = RunConfig {
+            method: "byol".into(),
+            ..RunConfig::default()
+        };
+        let flags = Origin {
+            flags: vec!["temperature", "momentum"],
+            ..Origin::default()
+        };
+        let warnings = byol.warnings(&flags);
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.starts_with("--temperature is ignored: --method byol")),
+            "{warnings:?}"
+        );
+        assert!(
+            !warnings.iter().any(|w| w.contains("--momentum")),
+            "{warnings:?}"
+        );
+        let file = Origin {
+            file: Some("my.toml".into()),
+            file_keys: Some(vec!["mask_ratio".into()]),
+            ..Origin::default()
+        };
+        let warnings = byol.warnings(&file);
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.starts_with("mask_ratio in my.toml is ignored")),
+            "{warnings:?}"
+        );
+        // A run's own config.toml (every key) and the recipe's values warn about nothing.
+        let saved = Origin {
+            file: Some("run/config.toml".into()),
+            file_keys: None,
+            ..Origin::default()
+        };
+        assert!(byol.warnings(&saved).is_empty());
+        assert!(byol.warnings(&Origin::default()).is_empty());
     }
 
     proptest! {

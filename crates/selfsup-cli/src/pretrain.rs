@@ -186,7 +186,7 @@ fn agree<T>(result: Result<T, UserError>) -> Result<T, UserError> {
 
 /// Settles the run's settings, data and directory; under MPI only rank 0 (`lead`) writes.
 fn prepare(args: &PretrainArgs, lead: bool, world: usize) -> Result<Prepared, UserError> {
-    let (config, origin, dir, lock) = if args.resume {
+    let (config, origin, dir, lock, found) = if args.resume {
         let dir = args.out.clone().ok_or_else(|| {
             UserError("--resume needs --out DIR naming the run to continue".into())
         })?;
@@ -213,8 +213,11 @@ fn prepare(args: &PretrainArgs, lead: bool, world: usize) -> Result<Prepared, Us
         let saved = config.clone();
         origin.flags = args.apply(&mut config);
         resolve_dataset(&mut config);
-        if let Some(done) = checkpoint::latest(&dir)?
-            .map(|found| checkpoint::progress(&found))
+        // Looked for once (under the lock): a fallback warning is printed once, too.
+        let found = checkpoint::latest(&dir)?;
+        if let Some(done) = found
+            .as_ref()
+            .map(|found| checkpoint::progress(found))
             .transpose()?
             .map(|p| p.epoch)
             .filter(|&done| config.epochs < done)
@@ -253,7 +256,7 @@ fn prepare(args: &PretrainArgs, lead: bool, world: usize) -> Result<Prepared, Us
                 dir.display()
             )));
         }
-        (config, origin, dir, lock)
+        (config, origin, dir, lock, Some(found))
     } else {
         let (mut config, mut origin) =
             RunConfig::for_new_run(args.method.as_deref(), args.config.as_deref())?;
@@ -302,7 +305,7 @@ fn prepare(args: &PretrainArgs, lead: bool, world: usize) -> Result<Prepared, Us
                 outer.display()
             )));
         }
-        (config, origin, dir, None)
+        (config, origin, dir, None, None)
     };
     config.validate(&origin)?;
     checkpoint::check_paths(&dir, config.epochs)?;
@@ -371,10 +374,22 @@ fn prepare(args: &PretrainArgs, lead: bool, world: usize) -> Result<Prepared, Us
     }
     // Where a resumed run continues from, checked before any work.
     let resume_from = if args.resume {
-        let found = checkpoint::latest(&dir)?;
+        let found = found.flatten();
         match &found {
             Some(found) => {
-                checkpoint::progress(found)?.check(data.steps_per_epoch(&config), found)?;
+                let progress = checkpoint::progress(found)?;
+                progress.check(data.steps_per_epoch(&config), found)?;
+                // Same name, same size, other samples: the run would go on on other data.
+                let now = data.split.crc32();
+                if let Some(saved) = progress.data_crc32.filter(|&saved| saved != now) {
+                    return Err(UserError(format!(
+                        "the data in {} changed since the run in {} was checkpointed (CRC-32 \
+                         {saved:08x}, now {now:08x}): a resumed run must see the samples it \
+                         trained on; restore them, or start a new run with another --out",
+                        config.dataset,
+                        dir.display()
+                    )));
+                }
             }
             None if lead => eprintln!(
                 "{} has no checkpoint yet: starting it from step 0",
@@ -497,6 +512,7 @@ pub fn pretrain(args: PretrainArgs) -> Result<ExitCode, UserError> {
         data.steps_per_epoch(&config),
         trained.z_test,
         data.split.test.labels(),
+        &data.split.class_names(),
     )?;
     println!("{}", report::table(&summary, &trained.last));
     println!("  run directory: {}", dir.display());

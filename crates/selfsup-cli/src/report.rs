@@ -100,6 +100,8 @@ pub fn linear(
 }
 
 /// Writes `summary.json`, `loss.png` and `pca.png`; returns the picture paths.
+/// `class_names` label the scatter's legend (empty for unlabelled data).
+#[allow(clippy::too_many_arguments)]
 pub fn write(
     dir: &Path,
     summary: &Summary,
@@ -107,11 +109,22 @@ pub fn write(
     steps_per_epoch: usize,
     z_test: Tensor<2>,
     test_labels: &[u8],
+    class_names: &[String],
 ) -> Result<Vec<PathBuf>, UserError> {
     let json = serde_json::to_string_pretty(summary).expect("the summary serialises");
     crate::checkpoint::write_atomic(&dir.join("summary.json"), json.as_bytes())?;
     let loss_png = dir.join("loss.png");
-    crate::plot::loss_curve(&loss_png, step_losses, steps_per_epoch)?;
+    let run = format!(
+        "{} on {}",
+        method_title(&summary.method),
+        dataset_title(&summary.dataset)
+    );
+    crate::plot::loss_curve(
+        &loss_png,
+        step_losses,
+        steps_per_epoch,
+        &format!("{run}: training loss"),
+    )?;
     let [n, d] = z_test.dims();
     let rows = z_test
         .into_data()
@@ -119,8 +132,43 @@ pub fn write(
         .try_to_vec::<f32>()
         .expect("features convert to f32");
     let pca_png = dir.join("pca.png");
-    crate::plot::scatter(&pca_png, &crate::plot::pca_2d(&rows, n, d), test_labels)?;
+    crate::plot::scatter(
+        &pca_png,
+        &crate::plot::pca_2d(&rows, n, d),
+        test_labels,
+        class_names,
+        &format!("{run}: test embeddings (PCA)"),
+    )?;
     Ok(vec![loss_png, pca_png])
+}
+
+/// A method as its paper writes it.
+pub fn method_title(method: &str) -> String {
+    match method {
+        "simclr" => "SimCLR",
+        "moco" => "MoCo v2",
+        "moco-v3" => "MoCo v3",
+        "byol" => "BYOL",
+        "simsiam" => "SimSiam",
+        "barlow-twins" => "Barlow Twins",
+        "vicreg" => "VICReg",
+        "dino" => "DINO",
+        "supcon" => "SupCon",
+        "triplet" => "Triplet",
+        "autoencoder" => "Autoencoder",
+        "denoising-autoencoder" => "Denoising autoencoder",
+        "masked-autoencoder" => "Masked autoencoder",
+        other => other,
+    }
+    .to_string()
+}
+
+/// A dataset by its name, or a folder or file by its last component.
+fn dataset_title(dataset: &str) -> String {
+    Path::new(dataset)
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_else(|| dataset.to_string())
 }
 
 /// A fraction as a percentage; `-` for a measurement that needs labels the data lacks.
@@ -197,4 +245,18 @@ pub fn table(summary: &Summary, measured: &Measurements) -> String {
         percent(summary.online_probe_acc)
     ));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_method_has_a_title_and_datasets_their_last_component() {
+        for method in crate::config::METHODS {
+            assert_ne!(method_title(method), method, "{method} has no title");
+        }
+        assert_eq!(dataset_title("fashion-mnist-10k"), "fashion-mnist-10k");
+        assert_eq!(dataset_title("/data/flowers/"), "flowers");
+    }
 }

@@ -256,6 +256,7 @@ fn with_method<E: Encoder, J: Job>(
                 .with_output_dim(output_dim);
             let loss = DinoLossConfig::new(output_dim)
                 .with_warmup_teacher_temp_epochs(config.epochs.min(30).div_ceil(3));
+            let frozen = (config.freeze_last_layer * steps_per_epoch as f64).round() as usize;
             go!(Dino::new(
                 encoder,
                 head,
@@ -264,7 +265,8 @@ fn with_method<E: Encoder, J: Job>(
                 total_steps,
                 steps_per_epoch,
                 device
-            ))
+            )
+            .with_freeze_last_layer_steps(frozen))
         }
         "supcon" => go!(SupCon::new(
             encoder,
@@ -590,9 +592,48 @@ impl ProgressLine {
             if step == steps {
                 eprintln!();
             }
-        } else if step == steps || step.is_multiple_of((steps / 10).max(1)) {
+        } else if self.prints_at(step) {
             eprintln!("{line}");
         }
+    }
+
+    /// Whether a log (not a terminal) gets a line at this step of the epoch: ten per epoch.
+    /// The same on every rank, whatever its stderr is.
+    fn prints_at(&self, step: usize) -> bool {
+        step == self.steps || step.is_multiple_of((self.steps / 10).max(1))
+    }
+}
+
+/// Steps between two readings of the losses and probe hits. Reading a value back waits for
+/// the device to finish everything queued before it, so the loop leaves them there for a
+/// few steps (and always reads before a checkpoint and at the end of an epoch).
+const READ_EVERY: usize = 16;
+
+/// The per-step values not read back yet.
+#[derive(Default)]
+struct Unread {
+    losses: Vec<Tensor<1>>,
+    hits: Vec<Tensor<1, Int>>,
+}
+
+impl Unread {
+    fn push(&mut self, loss: Tensor<1>, hits: Tensor<1, Int>) {
+        self.losses.push(loss);
+        self.hits.push(hits);
+    }
+
+    fn len(&self) -> usize {
+        self.losses.len()
+    }
+
+    /// The losses in step order and the hits summed, in one reading each; empty afterwards.
+    fn read(&mut self) -> (Vec<f64>, i64) {
+        if self.losses.is_empty() {
+            return (Vec::new(), 0);
+        }
+        let losses = Tensor::cat(std::mem::take(&mut self.losses), 0).into_data();
+        let hits = Tensor::cat(std::mem::take(&mut self.hits), 0).sum();
+        (losses.iter::<f64>().collect(), hits.into_scalar::<i64>())
     }
 }
 
@@ -635,9 +676,12 @@ impl Job for PretrainJob<'_> {
         let steps_per_epoch = data.steps_per_epoch(config);
         let mut progress = Progress::start();
         let mut step_losses = Vec::new();
+        let data_crc32 = data.split.crc32();
         match resume_from {
             Some(found) => {
                 progress = checkpoint::progress(&found)?;
+                // (`pretrain` refused changed data before any work.)
+                debug_assert!(progress.data_crc32.is_none_or(|saved| saved == data_crc32));
                 // Killed between an epoch's checkpoint and the copy of its model: copy now.
                 let at_epoch_end = progress.step == progress.epoch * steps_per_epoch;
                 if progress.epoch > 0
@@ -677,6 +721,7 @@ impl Job for PretrainJob<'_> {
                 truncate_csv_on(lead, &metrics_path, METRICS_HEADER, 0)?;
             }
         }
+        progress.data_crc32 = Some(data_crc32);
         // Every replica starts from rank 0's weights.
         model = selfsup_dist::broadcast_module(model);
 
@@ -713,6 +758,7 @@ impl Job for PretrainJob<'_> {
             let communicated_before = selfsup_dist::communication_time();
             let seconds_before = progress.train_seconds;
             let epoch_seconds_before = progress.epoch_seconds;
+            let mut unread = Unread::default();
             for step_in_epoch in first..steps_per_epoch {
                 let indices = &order[step_in_epoch * config.batch..][..config.batch];
                 let (images, labels) = train.batch(indices, &autodiff);
@@ -738,18 +784,14 @@ impl Job for PretrainJob<'_> {
                 let output = model.method.train_forward(batch);
 
                 let probe = model.probe.forward(output.embeddings, labels);
-                let loss = output.loss.clone().into_scalar::<f64>();
-                if !loss.is_finite() {
-                    return Err(diverged(config, dir, progress.step + 1, loss));
-                }
-                let hits = probe.correct.into_scalar::<i64>();
-                correct += selfsup_dist::all_reduce_scalar(hits as f64).round() as i64;
+                unread.push(output.loss.clone().detach(), probe.correct);
                 seen += config.batch;
                 // The probe's loss is each rank's mean: a W-th of it makes the summed
                 // gradients the global mean's.
                 let probe_loss = probe.loss.div_scalar(world as f64);
                 let grads = (output.loss + probe_loss).backward();
                 let grads = GradientsParams::from_grads(grads, &model);
+                let grads = model.method.prepare_gradients(grads);
                 let grads = selfsup_dist::all_reduce_gradients(&model, grads);
                 model = optimizer.step(lr_scheduler.step(), model, grads);
                 model = Pretraining {
@@ -757,13 +799,30 @@ impl Job for PretrainJob<'_> {
                     probe: model.probe,
                 };
                 progress.step += 1;
-                step_losses.push(loss);
-                loss_sum += loss;
-                if lead {
-                    append(
-                        &steps_path,
-                        &format!("{},{},{loss}", progress.step, epoch + 1),
-                    )?;
+                let at_epoch_end = step_in_epoch + 1 == steps_per_epoch;
+                let checkpoint_due = config.checkpoint_every > 0
+                    && progress.step.is_multiple_of(config.checkpoint_every)
+                    && !at_epoch_end;
+                // The same steps on every rank (the hits are summed over ranks).
+                if !(at_epoch_end
+                    || checkpoint_due
+                    || unread.len() == READ_EVERY
+                    || line.prints_at(step_in_epoch + 1))
+                {
+                    continue;
+                }
+                let (losses, hits) = unread.read();
+                correct += selfsup_dist::all_reduce_scalar(hits as f64).round() as i64;
+                let first_unread = progress.step + 1 - losses.len();
+                for (step, loss) in (first_unread..).zip(losses) {
+                    if !loss.is_finite() {
+                        return Err(diverged(config, dir, step, loss));
+                    }
+                    step_losses.push(loss);
+                    loss_sum += loss;
+                    if lead {
+                        append(&steps_path, &format!("{step},{},{loss}", epoch + 1))?;
+                    }
                 }
                 let elapsed = started.elapsed().as_secs_f64();
                 line.show_on(
@@ -774,12 +833,7 @@ impl Job for PretrainJob<'_> {
                     (seen - seen_before) as f64 / elapsed.max(1e-9),
                     probe_accuracy(correct, seen),
                 );
-                let at_epoch_end = step_in_epoch + 1 == steps_per_epoch;
-                if config.checkpoint_every > 0
-                    && progress.step.is_multiple_of(config.checkpoint_every)
-                    && !at_epoch_end
-                {
-                    let elapsed = started.elapsed().as_secs_f64();
+                if checkpoint_due {
                     progress.train_seconds = seconds_before + elapsed;
                     progress.epoch_seconds = epoch_seconds_before + elapsed;
                     progress.epoch_loss_sum = loss_sum;

@@ -122,6 +122,42 @@ impl Split {
             (train, test) => max(train).max(max(test)),
         }
     }
+
+    /// CRC-32 of both splits: every sample, label and shape (a fingerprint of the data).
+    pub fn crc32(&self) -> u32 {
+        let mut hash = crc32fast::Hasher::new();
+        for samples in [&self.train, &self.test] {
+            match samples {
+                Samples::Images(set) => {
+                    for d in [set.channels, set.height, set.width, set.len()] {
+                        hash.update(&(d as u64).to_le_bytes());
+                    }
+                    hash.update(&set.pixels);
+                }
+                Samples::Table(table) => {
+                    for d in [table.columns, table.len()] {
+                        hash.update(&(d as u64).to_le_bytes());
+                    }
+                    for v in &table.features {
+                        hash.update(&v.to_le_bytes());
+                    }
+                }
+            }
+            hash.update(samples.labels());
+        }
+        hash.finalize()
+    }
+
+    /// The name of every class in label order (the numbers where the data names none);
+    /// empty when unlabelled.
+    pub fn class_names(&self) -> Vec<String> {
+        (0..self.classes())
+            .map(|label| match &self.train {
+                Samples::Images(set) => set.class_name(label),
+                Samples::Table(_) => label.to_string(),
+            })
+            .collect()
+    }
 }
 
 /// Whether a `--dataset` value names a CSV file.

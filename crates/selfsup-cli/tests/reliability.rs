@@ -533,6 +533,23 @@ fn a_run_with_a_relative_dataset_is_evaluated_from_anywhere() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("knn_acc"));
+
+    // The same folder with one image redrawn (same name, size and count) is other data: a
+    // resume refuses it instead of training on.
+    write_png(&root.join("images").join("a").join("3.png"), &[77; 64]);
+    let out = resume(&root.join("run"), &["--epochs", "2"]);
+    // (After the saved config's own temperature warning.)
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("error: the data in") && last.contains("changed since the run in"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("pretraining"),
+        "refused before any work: {stderr}"
+    );
     let _ = std::fs::remove_dir_all(&root);
 }
 
@@ -594,6 +611,27 @@ fn damaged_checkpoints_are_never_used_and_never_deleted() {
     assert_user_error(&resume(&edited, &["--epochs", "3"]), "no intact checkpoint");
     assert!(progress.is_file(), "the damaged checkpoint is not deleted");
 
+    // The same edit with the manifest's sums redone is no damage: the message says what the
+    // progress file claims, and that its checksums match.
+    let resummed = root.join("resummed");
+    copy_dir(&edited, &resummed);
+    let checkpoint = step(&resummed);
+    let edited_text = std::fs::read(checkpoint.join("progress.json")).unwrap();
+    let manifest_path = checkpoint.join("manifest.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest_path).unwrap()).unwrap();
+    for file in manifest["files"].as_array_mut().unwrap() {
+        if file["name"] == "progress.json" {
+            file["bytes"] = edited_text.len().into();
+            file["crc32"] = crc32fast::hash(&edited_text).into();
+        }
+    }
+    std::fs::write(&manifest_path, manifest.to_string()).unwrap();
+    assert_user_error(
+        &resume(&resummed, &["--epochs", "3"]),
+        "says step 99999999, but its folder is step 36; its checksums match",
+    );
+
     // A truncated model file: eval refuses with one line; the file is left for the user.
     let torn = root.join("torn");
     copy_dir(&run, &torn);
@@ -647,7 +685,7 @@ fn damaged_checkpoints_are_never_used_and_never_deleted() {
     std::fs::write(renamed.join("checkpoints").join("latest"), "step-00000099").unwrap();
     assert_user_error(
         &selfsup(&["eval", renamed.to_str().unwrap()]),
-        "no intact checkpoint",
+        "says step 36, but its folder is step 99; its checksums match",
     );
     // A kept epoch model edited in place fails its checksum.
     let edited_epoch = root.join("edited-epoch");

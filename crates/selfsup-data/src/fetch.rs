@@ -33,8 +33,17 @@ const MNIST_CONVERTER: &str = include_str!("mnist_pickle_to_idx.py");
 pub fn fetch(name: &str, say: &mut dyn FnMut(&str)) -> Result<PathBuf, String> {
     let dir = cache_dir().join("data").join(name);
     if dir.join(COMPLETE_MARKER).is_file() {
-        say(&format!("{name}: ready at {}", dir.display()));
-        return Ok(dir);
+        // The marker says a fetch finished, not that the files are still whole: read them.
+        match check(name, &dir, &mut |_| {}) {
+            Ok(()) => {
+                say(&format!("{name}: ready at {}", dir.display()));
+                return Ok(dir);
+            }
+            Err(e) => say(&format!(
+                "{name}: the copy at {} is damaged ({e}); fetching it again",
+                dir.display()
+            )),
+        }
     }
     let work = cache_dir().join("data").join(format!("{name}.partial"));
     if work.exists() {
@@ -51,7 +60,19 @@ pub fn fetch(name: &str, say: &mut dyn FnMut(&str)) -> Result<PathBuf, String> {
             ));
         }
     }
-    let split = idx_folder(&work).map_err(|e| e.to_string())?;
+    check(name, &work, say)?;
+    fs::write(work.join(COMPLETE_MARKER), name).map_err(|e| e.to_string())?;
+    if dir.exists() {
+        fs::remove_dir_all(&dir).map_err(|e| format!("cannot replace {}: {e}", dir.display()))?;
+    }
+    fs::rename(&work, &dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    say(&format!("{name}: ready at {}", dir.display()));
+    Ok(dir)
+}
+
+/// Reads the four IDX files of `dir` back and checks Fashion-MNIST's / MNIST's sizes.
+fn check(name: &str, dir: &Path, say: &mut dyn FnMut(&str)) -> Result<(), String> {
+    let split = idx_folder(dir).map_err(|e| e.to_string())?;
     for (part, set, expected) in [
         ("train", &split.train, 60_000),
         ("t10k", &split.test, 10_000),
@@ -69,13 +90,7 @@ pub fn fetch(name: &str, say: &mut dyn FnMut(&str)) -> Result<PathBuf, String> {
             set.len()
         ));
     }
-    fs::write(work.join(COMPLETE_MARKER), name).map_err(|e| e.to_string())?;
-    if dir.exists() {
-        fs::remove_dir_all(&dir).map_err(|e| format!("cannot replace {}: {e}", dir.display()))?;
-    }
-    fs::rename(&work, &dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    say(&format!("{name}: ready at {}", dir.display()));
-    Ok(dir)
+    Ok(())
 }
 
 fn is_root() -> bool {
@@ -195,4 +210,22 @@ fn mnist(work: &Path, say: &mut dyn FnMut(&str)) -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     fs::remove_dir_all(&incoming).map_err(|e| e.to_string())?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_marked_folder_whose_files_are_damaged_fails_the_check() {
+        let dir = std::env::temp_dir().join(format!("selfsup-fetch-check-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join(COMPLETE_MARKER), "fashion-mnist").unwrap();
+        for file in IDX_FILES {
+            fs::write(dir.join(file), b"not gzip").unwrap();
+        }
+        let err = check("fashion-mnist", &dir, &mut |_| {}).unwrap_err();
+        assert!(err.contains("train-images-idx3-ubyte"), "{err}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -230,6 +230,7 @@ pub(crate) fn image_set(
         pixels: image_array.data,
         labels: label_array.data,
         classes,
+        class_names: Vec::new(),
         channels: 1,
         height,
         width,

@@ -89,7 +89,7 @@ fn decode(
     files: &[(PathBuf, u8)],
     size: [u32; 2],
     rgb: bool,
-    classes: usize,
+    classes: &[String],
 ) -> Result<ImageSet, DataError> {
     let [height, width] = size;
     let mut pixels = Vec::new();
@@ -116,7 +116,8 @@ fn decode(
     Ok(ImageSet {
         pixels,
         labels,
-        classes,
+        classes: classes.len(),
+        class_names: classes.to_vec(),
         channels: if rgb { 3 } else { 1 },
         height: height as usize,
         width: width as usize,
@@ -207,7 +208,7 @@ pub fn image_folder(dir: &Path) -> Result<Split, DataError> {
         ));
     }
     Ok(Split {
-        train: decode(&train, size, rgb, classes.len())?,
-        test: decode(&test, size, rgb, classes.len())?,
+        train: decode(&train, size, rgb, &classes)?,
+        test: decode(&test, size, rgb, &classes)?,
     })
 }

@@ -44,6 +44,9 @@ pub struct ImageSet {
     pub labels: Vec<u8>,
     /// Number of classes the labels index into (0 when unlabelled).
     pub classes: usize,
+    /// The classes' names in label order (Fashion-MNIST's, an image folder's class folders);
+    /// empty when the data names none. Reports fall back to the label numbers.
+    pub class_names: Vec<String>,
     /// 1 (grayscale) or 3 (RGB).
     pub channels: usize,
     /// Image height.
@@ -81,6 +84,15 @@ impl ImageSet {
     /// Bytes per image, `channels · height · width`.
     pub fn image_size(&self) -> usize {
         self.channels * self.height * self.width
+    }
+
+    /// The name of class `label`: its entry of [`class_names`](Self::class_names), else the
+    /// number.
+    pub fn class_name(&self, label: usize) -> String {
+        self.class_names
+            .get(label)
+            .cloned()
+            .unwrap_or_else(|| label.to_string())
     }
 
     /// The first `n` images (all of them when `n` is larger).

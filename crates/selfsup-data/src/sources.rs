@@ -20,6 +20,15 @@ impl Split {
     pub fn classes(&self) -> usize {
         self.train.classes.max(self.test.classes)
     }
+
+    /// Gives both splits these class names (in label order).
+    pub fn name_classes(&mut self, names: &[&str]) {
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        self.train.classes = self.train.classes.max(names.len());
+        self.test.classes = self.test.classes.max(names.len());
+        self.train.class_names = names.clone();
+        self.test.class_names = names;
+    }
 }
 
 const FASHION_MNIST_10K: [&[u8]; 4] = [
@@ -30,6 +39,23 @@ const FASHION_MNIST_10K: [&[u8]; 4] = [
 ];
 
 const DIGITS: &[u8] = include_bytes!("../data/digits.csv.gz");
+
+/// Fashion-MNIST's ten classes, in label order (Xiao, Rasul & Vollgraf 2017).
+pub const FASHION_MNIST_CLASSES: [&str; 10] = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+];
+
+/// The digits' classes (MNIST, scikit-learn's digits).
+const DIGIT_CLASSES: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
 
 /// The embedded default: the first 10,000 training and first 2,000 test images of
 /// Fashion-MNIST (MIT licence, Zalando SE; see `data/fashion-mnist-10k/README.md`).
@@ -51,8 +77,7 @@ pub fn fashion_mnist_10k() -> Split {
         train: set(train_x, train_y, "train"),
         test: set(test_x, test_y, "t10k"),
     };
-    split.train.classes = 10;
-    split.test.classes = 10;
+    split.name_classes(&FASHION_MNIST_CLASSES);
     split
 }
 
@@ -70,10 +95,12 @@ pub fn digits() -> Split {
         labels: set.labels[1200..].to_vec(),
         ..set.clone()
     };
-    Split {
+    let mut split = Split {
         train: set.take(1200),
         test,
-    }
+    };
+    split.name_classes(&DIGIT_CLASSES);
+    split
 }
 
 /// Parses the digits CSV layout: 64 values in 0..=16 then a label per line.
@@ -105,6 +132,7 @@ fn parse_digits(text: &str, path: &Path) -> Result<ImageSet, DataError> {
         pixels,
         labels,
         classes: 10,
+        class_names: Vec::new(),
         channels: 1,
         height: 8,
         width: 8,
@@ -181,7 +209,13 @@ pub fn load(name: &str) -> Result<Split, DataError> {
                     ),
                 ));
             }
-            idx_folder(&dir)
+            let mut split = idx_folder(&dir)?;
+            split.name_classes(if name == "mnist" {
+                &DIGIT_CLASSES
+            } else {
+                &FASHION_MNIST_CLASSES
+            });
+            Ok(split)
         }
         path => {
             let dir = Path::new(path);

@@ -163,7 +163,7 @@ impl GoldenFile {
     pub fn parse(text: &str, origin: &str) -> Result<GoldenFile, GoldenError> {
         let file: GoldenFile = serde_json::from_str(text).map_err(|e| GoldenError::Parse {
             path: origin.to_string(),
-            message: e.to_string(),
+            message: plain_serde(&e.to_string()),
         })?;
         file.validate().map_err(|message| GoldenError::Invalid {
             path: origin.to_string(),
@@ -188,16 +188,55 @@ impl GoldenFile {
     }
 }
 
+/// serde's message with its Rust type names in the words of a JSON file.
+fn plain_serde(message: &str) -> String {
+    let mut out = message.to_string();
+    for (rust, json) in [
+        ("expected f64", "expected a number"),
+        ("expected f32", "expected a number"),
+        ("expected u64", "expected a non-negative integer"),
+        ("expected usize", "expected a non-negative integer"),
+        ("expected i64", "expected an integer"),
+        ("expected a sequence", "expected a list [...]"),
+        ("expected a map", "expected an object {...}"),
+        ("expected a string", "expected a string \"...\""),
+    ] {
+        out = out.replace(rust, json);
+    }
+    // "expected struct Case" and the like.
+    while let Some(at) = out.find("expected struct ") {
+        let end = out[at + 16..]
+            .find(|c: char| !c.is_alphanumeric())
+            .map_or(out.len(), |i| at + 16 + i);
+        out.replace_range(at..end, "expected an object {...}");
+    }
+    out
+}
+
+/// Values selfsup computes in f32: a larger one would become infinity and the case NaN.
+fn check_f32_range(what: &str, values: &[f64]) -> Result<(), String> {
+    match values.iter().position(|v| v.abs() > f32::MAX as f64) {
+        Some(i) => Err(format!(
+            "{what}[{i}] = {:e} is beyond f32's range (±3.4e38): selfsup computes in f32",
+            values[i]
+        )),
+        None => Ok(()),
+    }
+}
+
 impl Case {
     fn validate(&self) -> Result<(), String> {
         for (name, t) in &self.inputs {
             check_len(&format!("input '{name}'"), &t.shape, t.data.len())?;
+            check_f32_range(&format!("input '{name}'"), &t.data)?;
         }
+        check_f32_range("expected loss", &[self.expected.loss])?;
         for (name, t) in &self.int_inputs {
             check_len(&format!("int input '{name}'"), &t.shape, t.data.len())?;
         }
         for (name, g) in &self.expected.grad {
             check_len(&format!("expected grad '{name}'"), &g.shape, g.data.len())?;
+            check_f32_range(&format!("expected grad '{name}'"), &g.data)?;
             let input = self
                 .inputs
                 .get(name)

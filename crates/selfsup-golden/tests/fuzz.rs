@@ -61,3 +61,20 @@ proptest! {
         check(&text)?;
     }
 }
+
+#[test]
+fn errors_speak_json_and_refuse_values_beyond_f32() {
+    let message = |text: &str| GoldenFile::parse(text, "g.json").unwrap_err().to_string();
+    let typed = message(&SMALL.replace("\"loss\": 1.0", "\"loss\": \"one\""));
+    assert!(typed.contains("expected a number"), "{typed}");
+    assert!(!typed.contains("f64"), "{typed}");
+    let listed = message(&SMALL.replace("\"cases\": [", "\"cases\": 3, \"x\": ["));
+    assert!(listed.contains("expected a list"), "{listed}");
+    let huge = message(&SMALL.replace("[1, 0, 0, 1]", "[1e300, 0, 0, 1]"));
+    assert!(
+        huge.contains("input 'z_a'[0] = 1e300 is beyond f32's range"),
+        "{huge}"
+    );
+    // In range, the same file parses.
+    assert!(GoldenFile::parse(SMALL, "g.json").is_ok());
+}

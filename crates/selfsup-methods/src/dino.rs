@@ -1,4 +1,5 @@
 use burn::module::Module;
+use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
 use selfsup_dist::gather_rows;
 use selfsup_losses::{DinoLoss, DinoLossConfig};
@@ -33,6 +34,9 @@ pub struct Dino<E: Encoder> {
     pub total_steps: usize,
     /// Steps per epoch, to turn the step count into the epoch of the temperature warm-up.
     pub steps_per_epoch: usize,
+    /// Optimizer steps during which the student's prototypes (the head's last layer) get no
+    /// gradient: the paper's `freeze_last_layer` (its first epoch), counted in steps. 0 = never.
+    pub freeze_last_layer_steps: usize,
 }
 
 impl<E: Encoder> Dino<E> {
@@ -67,6 +71,16 @@ impl<E: Encoder> Dino<E> {
             base_momentum,
             total_steps,
             steps_per_epoch,
+            freeze_last_layer_steps: 0,
+        }
+    }
+
+    /// Keeps the student's prototypes frozen for the first `steps` optimizer steps (DINO's
+    /// `freeze_last_layer`, lightly's `cancel_last_layer_gradients`).
+    pub fn with_freeze_last_layer_steps(self, steps: usize) -> Self {
+        Dino {
+            freeze_last_layer_steps: steps,
+            ..self
         }
     }
 
@@ -124,6 +138,13 @@ impl<E: Encoder> Method for Dino<E> {
             loss,
             embeddings: h0,
         }
+    }
+
+    fn prepare_gradients(&self, mut grads: GradientsParams) -> GradientsParams {
+        if self.steps.get() < self.freeze_last_layer_steps {
+            grads.remove::<2>(self.head.prototypes_id());
+        }
+        grads
     }
 
     fn after_optimizer_step(self) -> Self {

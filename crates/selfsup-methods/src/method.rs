@@ -1,12 +1,14 @@
 use crate::{MultiViewBatch, SslOutput};
 use burn::module::Module;
+use burn::optim::GradientsParams;
 
 /// A self-supervised method: a module holding its networks, loss and state.
 ///
 /// Every method also implements burn-train's `TrainStep` and `InferenceStep`, so
 /// `SupervisedTraining` trains it unchanged; a hand-written loop calls
-/// [`train_forward`](Self::train_forward), back-propagates the loss, steps the optimizer and
-/// then calls [`after_optimizer_step`](Self::after_optimizer_step).
+/// [`train_forward`](Self::train_forward), back-propagates the loss, passes the gradients
+/// through [`prepare_gradients`](Self::prepare_gradients), steps the optimizer and then calls
+/// [`after_optimizer_step`](Self::after_optimizer_step).
 pub trait Method: Module + burn::module::ModuleDisplay {
     /// The backbone being pretrained.
     type Encoder: selfsup_nn::Encoder;
@@ -21,6 +23,14 @@ pub trait Method: Module + burn::module::ModuleDisplay {
     /// (MoCo's queue, DINO's center). Defaults to [`forward`](Self::forward).
     fn train_forward(&self, batch: MultiViewBatch) -> SslOutput {
         self.forward(batch)
+    }
+
+    /// Called between `backward` and the optimizer step: drops the gradients of parameters the
+    /// method keeps frozen for now (DINO's prototypes during its first steps), so the optimizer
+    /// leaves them (and their moments) alone, as PyTorch's optimizers skip a `None` gradient.
+    /// Defaults to keeping every gradient.
+    fn prepare_gradients(&self, grads: GradientsParams) -> GradientsParams {
+        grads
     }
 
     /// Called after each optimizer step: momentum teachers move towards the student here,
@@ -50,6 +60,7 @@ macro_rules! burn_train_steps {
                 lr: burn::lr_scheduler::module_lr_scheduler::ModuleLearningRate,
                 grads: burn::optim::GradientsParams,
             ) -> Self {
+                let grads = $crate::Method::prepare_gradients(&self, grads);
                 $crate::Method::after_optimizer_step(optim.step(lr, self, grads))
             }
         }

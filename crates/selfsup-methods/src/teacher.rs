@@ -1,6 +1,6 @@
 //! Methods with a momentum teacher (BYOL, MoCo v2, MoCo v3) or a stop-gradient twin (SimSiam).
 
-use burn::module::{Module, Param};
+use burn::module::{Module, Param, ParamId};
 use burn::tensor::{Device, Tensor};
 use selfsup_dist::gather_rows;
 use selfsup_losses::{
@@ -13,28 +13,44 @@ use crate::method::burn_train_steps;
 use crate::{KeyQueue, Method, MultiViewBatch, SslOutput};
 
 /// A step counter saved with the module (a float: exact up to 2²⁴ steps).
+///
+/// The count is kept on the host as well, so that reading it every step (for a momentum
+/// schedule) does not make the step wait for the device. Every increment gives the parameter a
+/// new id, and the host copy names the id it belongs to; a loaded record restores its own id,
+/// so a loaded counter is read from the device until its next increment.
 #[derive(Module, Debug)]
 pub struct StepCounter {
     count: Param<Tensor<1>>,
+    #[module(skip)]
+    host: Option<(ParamId, usize)>,
 }
 
 impl StepCounter {
     /// A counter at 0.
     pub fn new(device: &Device) -> Self {
+        let count = Param::from_tensor(Tensor::zeros([1], device)).set_require_grad(false);
         StepCounter {
-            count: Param::from_tensor(Tensor::zeros([1], device)).set_require_grad(false),
+            host: Some((count.id, 0)),
+            count,
         }
     }
 
     /// Steps taken so far.
     pub fn get(&self) -> usize {
-        self.count.val().into_scalar::<f32>() as usize
+        match self.host {
+            Some((id, steps)) if id == self.count.id => steps,
+            _ => self.count.val().into_scalar::<f32>() as usize,
+        }
     }
 
     /// The counter one step later.
     pub fn increment(self) -> Self {
+        let steps = self.get() + 1;
+        let (_, count, mapper) = self.count.consume();
+        let id = ParamId::new();
         StepCounter {
-            count: self.count.map(|c| c.add_scalar(1.0)),
+            count: Param::from_mapped_value(id, count.add_scalar(1.0), mapper),
+            host: Some((id, steps)),
         }
     }
 }

@@ -1,5 +1,5 @@
 use burn::config::Config;
-use burn::module::{Module, Param};
+use burn::module::{Module, Param, ParamId};
 use burn::nn::{Gelu, Initializer, Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 
@@ -70,6 +70,12 @@ pub struct DinoHead {
 }
 
 impl DinoHead {
+    /// The id of the prototypes (the weight-normalised last layer), whose gradient DINO drops
+    /// during its first steps (`freeze_last_layer`).
+    pub fn prototypes_id(&self) -> ParamId {
+        self.prototypes.id
+    }
+
     /// # Shapes
     ///
     /// - input: `[N, input_dim]` → `[N, output_dim]`

@@ -58,6 +58,7 @@ pub fn train<M: Method>(
         last = output.loss.clone().into_scalar::<f32>();
         first.get_or_insert(last);
         let grads = GradientsParams::from_grads(output.loss.backward(), &method);
+        let grads = method.prepare_gradients(grads);
         method = optimizer.step(lr, method, grads).after_optimizer_step();
     }
     (method, first.unwrap(), last)

@@ -197,6 +197,7 @@ fn byol_save_and_load_keeps_teacher_and_step_count() {
     trained.clone().save_file(&path).unwrap();
     let loaded = Byol::new(encoder(&device), 32, 16, 0.9, 10, &device).load_file(&path);
     assert_eq!(loaded.steps.get(), 3);
+    assert_eq!(loaded.clone().after_optimizer_step().steps.get(), 4);
     assert_eq!(
         parameters(&trained.target_encoder),
         parameters(&loaded.target_encoder)
@@ -205,7 +206,55 @@ fn byol_save_and_load_keeps_teacher_and_step_count() {
         parameters(&trained.predictor),
         parameters(&loaded.predictor)
     );
+    // The counter keeps a host copy of its count: loading an older record into the very
+    // module that went on must still give the record's count, and its momentum.
+    let went_on = trained.after_optimizer_step().after_optimizer_step();
+    assert_eq!(went_on.steps.get(), 5);
+    let reloaded = went_on.load_file(&path);
+    assert_eq!(reloaded.steps.get(), 3);
+    assert_eq!(reloaded.momentum(), loaded.momentum());
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn dino_freezes_its_prototypes_for_the_first_steps_only() {
+    let device = device();
+    let mut method = Dino::new(
+        encoder(&device),
+        selfsup_nn::DinoHeadConfig::new(16)
+            .with_hidden_dim(32)
+            .with_bottleneck_dim(8)
+            .with_output_dim(32),
+        selfsup_losses::DinoLossConfig::new(32),
+        0.99,
+        100,
+        10,
+        &device,
+    )
+    .with_freeze_last_layer_steps(2);
+    let id = method.head.prototypes_id();
+    let fixed = batch(2, &device);
+    let mut optimizer = AdamConfig::new().init();
+    for step in 0..4 {
+        let frozen = step < 2;
+        let before = parameters(&method.head);
+        let output = method.train_forward(fixed.clone());
+        let grads = GradientsParams::from_grads(output.loss.backward(), &method);
+        let grads = method.prepare_gradients(grads);
+        assert_eq!(grads.get::<2>(id).is_none(), frozen, "step {step}");
+        method = optimizer.step(1e-2, method, grads).after_optimizer_step();
+        let after = parameters(&method.head);
+        // The head's parameters in field order: three linear layers, then the prototypes.
+        assert_ne!(
+            before[0], after[0],
+            "step {step}: the first layer did not train"
+        );
+        assert_eq!(
+            before.last() == after.last(),
+            frozen,
+            "step {step}: prototypes frozen {frozen}"
+        );
+    }
 }
 
 /// Every BatchNorm running statistic of `module` (parameters excluded), in visiting order,
