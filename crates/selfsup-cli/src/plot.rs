@@ -229,10 +229,15 @@ fn draw_loss_curve(losses: &[f64], steps_per_epoch: usize, title: &str) -> Canva
         canvas.line((x(i), y(w[0])), (x(i + 1), y(w[1])), PALETTE[0]);
     }
     // The legend, top right inside the frame.
-    let entries = [
-        (LIGHT, "loss of each step".to_string()),
-        (PALETTE[0], format!("mean of the last {window} steps")),
-    ];
+    // (Short runs draw no running mean: a window of one step is the loss itself.)
+    let entries = if window > 1 {
+        vec![
+            (LIGHT, "loss of each step".to_string()),
+            (PALETTE[0], format!("mean of the last {window} steps")),
+        ]
+    } else {
+        vec![(PALETTE[0], "loss of each step".to_string())]
+    };
     let legend_width = entries
         .iter()
         .map(|(_, t)| text_width(t, 1))
@@ -240,7 +245,8 @@ fn draw_loss_curve(losses: &[f64], steps_per_epoch: usize, title: &str) -> Canva
         .unwrap_or(0)
         + 40;
     let (left, top) = (plot.2 - legend_width - 8, plot.1 + 10);
-    canvas.rect(left - 6, top - 6, legend_width + 8, 42, [255, 255, 255]);
+    let height = 16 * entries.len() as i64 + 10;
+    canvas.rect(left - 6, top - 6, legend_width + 8, height, [255, 255, 255]);
     for (k, (colour, text)) in entries.iter().enumerate() {
         let row = top + k as i64 * 16;
         canvas.rect(left, row + 3, 24, 2, *colour);
