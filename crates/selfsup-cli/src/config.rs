@@ -462,35 +462,31 @@ impl RunConfig {
                 short(self.min_lr)
             ));
         }
-        if !(self.warmup_epochs.is_finite() && self.warmup_epochs >= 0.0) {
-            return bad(format!(
-                "{} must be >= 0, got {}",
-                at("warmup_epochs"),
-                short(self.warmup_epochs)
-            ));
-        }
-        if self.warmup_epochs >= self.epochs as f64 && self.warmup_epochs > 0.0 {
-            return bad(format!(
-                "{} ({}) must be shorter than the run ({})",
-                at("warmup_epochs"),
-                short(self.warmup_epochs),
-                origin.setting("epochs", self.epochs)
-            ));
-        }
-        if !(self.freeze_last_layer.is_finite() && self.freeze_last_layer >= 0.0) {
-            return bad(format!(
-                "{} must be >= 0 epochs, got {}",
-                at("freeze_last_layer"),
-                short(self.freeze_last_layer)
-            ));
-        }
-        if self.freeze_last_layer >= self.epochs as f64 && self.freeze_last_layer > 0.0 {
-            return bad(format!(
-                "{} ({}) must be shorter than the run ({}): DINO's prototypes would never train",
-                at("freeze_last_layer"),
-                short(self.freeze_last_layer),
-                origin.setting("epochs", self.epochs)
-            ));
+        // Spans of the run in epochs: not negative, and shorter than the run.
+        for (key, value, unit, why) in [
+            ("warmup_epochs", self.warmup_epochs, "", ""),
+            (
+                "freeze_last_layer",
+                self.freeze_last_layer,
+                " epochs",
+                ": DINO's prototypes would never train",
+            ),
+        ] {
+            if !(value.is_finite() && value >= 0.0) {
+                return bad(format!(
+                    "{} must be >= 0{unit}, got {}",
+                    at(key),
+                    short(value)
+                ));
+            }
+            if value >= self.epochs as f64 && value > 0.0 {
+                return bad(format!(
+                    "{} ({}) must be shorter than the run ({}){why}",
+                    at(key),
+                    short(value),
+                    origin.setting("epochs", self.epochs)
+                ));
+            }
         }
         for (key, value) in [("clip_grad", self.clip_grad), ("noise_std", self.noise_std)] {
             if !(value.is_finite() && value >= 0.0) {
