@@ -277,6 +277,27 @@ impl Pipeline {
         pipeline
     }
 
+    /// The same steps with each resized crop's output width set to its height × `aspect`
+    /// (rounded, at least 1 pixel): a square preset made for `H × W` images of another
+    /// aspect, e.g. `Pipeline::simclr_grayscale(h).with_aspect(w as f64 / h as f64)`.
+    ///
+    /// # Panics
+    ///
+    /// When `aspect` is not a positive finite number.
+    pub fn with_aspect(mut self, aspect: f64) -> Self {
+        assert!(
+            aspect.is_finite() && aspect > 0.0,
+            "Pipeline::with_aspect: the aspect (width / height) must be positive and finite, \
+             got {aspect}"
+        );
+        for step in &mut self.steps {
+            if let Augmentation::ResizedCrop { size, .. } = step {
+                size[1] = ((size[0] as f64 * aspect).round() as usize).max(1);
+            }
+        }
+        self
+    }
+
     /// Checks every step (for pipelines read from user files).
     ///
     /// # Errors
@@ -347,13 +368,36 @@ impl Pipeline {
         ])
     }
 
-    /// Applies the steps to `images` (`[N, C, H, W]`, values in `[0, 1]`).
+    /// Applies the steps to `images` (`[N, C, H, W]`, values in `[0, 1]`), each image with a
+    /// generator of its own drawn from `rng` (see [`apply_each`](Self::apply_each)).
     ///
     /// # Shapes
     ///
     /// - images: `[N, C, H, W]` → `[N, C, H', W']` (`H', W'` set by the last resized crop)
     pub fn apply(&self, images: Tensor<4>, rng: &mut Rng) -> Tensor<4> {
+        let mut rngs = image_streams(rng, images.dims()[0]);
+        self.apply_each(images, &mut rngs)
+    }
+
+    /// Applies the steps to `images`, image `i` drawing every random choice from `rngs[i]`:
+    /// an image's view depends on its own generator only, not on the batch it is in, its
+    /// place there, or the rank of a data-parallel run that draws it.
+    ///
+    /// # Shapes
+    ///
+    /// - images: `[N, C, H, W]` → `[N, C, H', W']` (`H', W'` set by the last resized crop)
+    ///
+    /// # Panics
+    ///
+    /// When `rngs` does not hold one generator per image.
+    pub fn apply_each(&self, images: Tensor<4>, rngs: &mut [Rng]) -> Tensor<4> {
         let [n, _, h, w] = images.dims();
+        assert_eq!(
+            rngs.len(),
+            n,
+            "Pipeline::apply_each: {} generators for {n} images; give one per image",
+            rngs.len()
+        );
         let mut x = images;
         let mut resample = Resample::identity(n, h, w);
         for step in &self.steps {
@@ -364,23 +408,28 @@ impl Pipeline {
                     scale,
                     ratio,
                 } => {
-                    resample = resample.then(Resample::crop(n, size, out, scale, ratio, rng));
+                    resample = resample.then(Resample::crop(size, out, scale, ratio, rngs));
                 }
                 Augmentation::HorizontalFlip { p } => {
-                    resample = resample.then(Resample::flip(n, size, p, rng));
+                    resample = resample.then(Resample::flip(size, p, rngs));
                 }
                 Augmentation::GaussianBlur { sigma, p } => {
-                    resample = resample.then(Resample::blur(n, size, sigma, p, rng));
+                    resample = resample.then(Resample::blur(size, sigma, p, rngs));
                 }
                 _ => {
                     x = resample.apply(x);
                     resample = Resample::identity(n, resample.out[0], resample.out[1]);
-                    x = pointwise(step, x, rng);
+                    x = pointwise(step, x, rngs);
                 }
             }
         }
         resample.apply(x)
     }
+}
+
+/// One generator per image, drawn from `rng`.
+fn image_streams(rng: &mut Rng, n: usize) -> Vec<Rng> {
+    (0..n).map(|_| Rng::new(rng.next_u64())).collect()
 }
 
 /// The steps every preset starts with: a resized crop to `side × side` of area `scale`
@@ -402,11 +451,24 @@ fn crop_flip_jitter(side: usize, scale: [f64; 2], jitter: f64) -> Vec<Augmentati
     ]
 }
 
-/// Makes one view per pipeline of the same images.
+/// Makes one view per pipeline of the same images, each image with a generator of its own
+/// drawn from `rng` (see [`views_each`]).
 pub fn views(pipelines: &[Pipeline], images: Tensor<4>, rng: &mut Rng) -> Vec<Tensor<4>> {
+    let mut rngs = image_streams(rng, images.dims()[0]);
+    views_each(pipelines, images, &mut rngs)
+}
+
+/// Makes one view per pipeline of the same images, image `i` drawing all its views' random
+/// choices from `rngs[i]` (see [`Pipeline::apply_each`]): a sample's views are the same
+/// whichever batch, position or rank draws them.
+///
+/// # Panics
+///
+/// When `rngs` does not hold one generator per image.
+pub fn views_each(pipelines: &[Pipeline], images: Tensor<4>, rngs: &mut [Rng]) -> Vec<Tensor<4>> {
     pipelines
         .iter()
-        .map(|pipeline| pipeline.apply(images.clone(), rng))
+        .map(|pipeline| pipeline.apply_each(images.clone(), rngs))
         .collect()
 }
 
@@ -433,16 +495,16 @@ impl Resample {
     }
 
     fn crop(
-        n: usize,
         [h, w]: [usize; 2],
         size: [usize; 2],
         scale: [f64; 2],
         ratio: [f64; 2],
-        rng: &mut Rng,
+        rngs: &mut [Rng],
     ) -> Self {
+        let n = rngs.len();
         let mut rows = vec![0.0; n * size[0] * h];
         let mut cols = vec![0.0; n * size[1] * w];
-        for i in 0..n {
+        for (i, rng) in rngs.iter_mut().enumerate() {
             let (top, left, box_h, box_w) = random_box(h, w, scale, ratio, rng);
             bilinear(
                 &mut rows[i * size[0] * h..][..size[0] * h],
@@ -468,9 +530,10 @@ impl Resample {
         }
     }
 
-    fn flip(n: usize, [h, w]: [usize; 2], p: f64, rng: &mut Rng) -> Self {
+    fn flip([h, w]: [usize; 2], p: f64, rngs: &mut [Rng]) -> Self {
+        let n = rngs.len();
         let mut cols = vec![0.0; n * w * w];
-        for i in 0..n {
+        for (i, rng) in rngs.iter_mut().enumerate() {
             let flip = rng.bernoulli(p);
             for j in 0..w {
                 let source = if flip { w - 1 - j } else { j };
@@ -486,10 +549,11 @@ impl Resample {
         }
     }
 
-    fn blur(n: usize, [h, w]: [usize; 2], sigma: [f64; 2], p: f64, rng: &mut Rng) -> Self {
+    fn blur([h, w]: [usize; 2], sigma: [f64; 2], p: f64, rngs: &mut [Rng]) -> Self {
+        let n = rngs.len();
         let mut rows = vec![0.0; n * h * h];
         let mut cols = vec![0.0; n * w * w];
-        for i in 0..n {
+        for (i, rng) in rngs.iter_mut().enumerate() {
             let sigma = rng.range(sigma[0], sigma[1]);
             let blur = rng.bernoulli(p);
             gaussian(&mut rows[i * h * h..][..h * h], h, blur.then_some(sigma));
@@ -692,7 +756,7 @@ fn luma(x: Tensor<4>) -> Tensor<4> {
 }
 
 /// The steps that act on pixel values (everything but the resampling ones).
-fn pointwise(step: &Augmentation, x: Tensor<4>, rng: &mut Rng) -> Tensor<4> {
+fn pointwise(step: &Augmentation, x: Tensor<4>, rngs: &mut [Rng]) -> Tensor<4> {
     let [n, c, h, w] = x.dims();
     let device = x.device();
     match *step {
@@ -702,7 +766,7 @@ fn pointwise(step: &Augmentation, x: Tensor<4>, rng: &mut Rng) -> Tensor<4> {
             p,
         } => {
             let (mut scale, mut factor) = (Vec::with_capacity(n), Vec::with_capacity(n));
-            for _ in 0..n {
+            for rng in rngs.iter_mut() {
                 let b = rng.range((1.0 - brightness).max(0.0), 1.0 + brightness);
                 let f = rng.range((1.0 - contrast).max(0.0), 1.0 + contrast);
                 let apply = rng.bernoulli(p);
@@ -718,7 +782,10 @@ fn pointwise(step: &Augmentation, x: Tensor<4>, rng: &mut Rng) -> Tensor<4> {
             ((x - mean.clone()) * per_image(factor, &device) + mean).clamp(0.0, 1.0)
         }
         Augmentation::Grayscale { p } => {
-            let chosen: Vec<f32> = (0..n).map(|_| rng.bernoulli(p) as u8 as f32).collect();
+            let chosen: Vec<f32> = rngs
+                .iter_mut()
+                .map(|r| r.bernoulli(p) as u8 as f32)
+                .collect();
             if c != 3 {
                 return x;
             }
@@ -727,7 +794,7 @@ fn pointwise(step: &Augmentation, x: Tensor<4>, rng: &mut Rng) -> Tensor<4> {
         }
         Augmentation::Rotation { degrees, p } => {
             let mut grid = Vec::with_capacity(n * h * w * 2);
-            for _ in 0..n {
+            for rng in rngs.iter_mut() {
                 let angle = rng.range(-degrees, degrees).to_radians();
                 let angle = if rng.bernoulli(p) { angle } else { 0.0 };
                 let (sin, cos) = angle.sin_cos();
@@ -748,7 +815,7 @@ fn pointwise(step: &Augmentation, x: Tensor<4>, rng: &mut Rng) -> Tensor<4> {
         }
         Augmentation::GaussianNoise { std, p } => {
             let mut noise = Vec::with_capacity(n * c * h * w);
-            for _ in 0..n {
+            for rng in rngs.iter_mut() {
                 let scale = if rng.bernoulli(p) { std } else { 0.0 };
                 noise.extend((0..c * h * w).map(|_| (scale * rng.normal()) as f32));
             }
@@ -757,7 +824,7 @@ fn pointwise(step: &Augmentation, x: Tensor<4>, rng: &mut Rng) -> Tensor<4> {
         }
         Augmentation::RandomErasing { scale, ratio, p } => {
             let (mut rows, mut cols) = (vec![0.0f32; n * h], vec![0.0f32; n * w]);
-            for i in 0..n {
+            for (i, rng) in rngs.iter_mut().enumerate() {
                 let area = (h * w) as f64 * rng.range(scale[0], scale[1]);
                 let aspect = rng.range(ratio[0].ln(), ratio[1].ln()).exp();
                 let box_h = ((area / aspect).sqrt().round() as usize).min(h);
@@ -778,7 +845,7 @@ fn pointwise(step: &Augmentation, x: Tensor<4>, rng: &mut Rng) -> Tensor<4> {
             let patches = grid_h * grid_w;
             let masked = (ratio * patches as f64).round() as usize;
             let mut mask = vec![1.0f32; n * h * w];
-            for i in 0..n {
+            for (i, rng) in rngs.iter_mut().enumerate() {
                 for &k in &rng.permutation(patches)[..masked] {
                     let (pr, pc) = (k / grid_w, k % grid_w);
                     for r in pr * patch..((pr + 1) * patch).min(h) {
@@ -791,7 +858,10 @@ fn pointwise(step: &Augmentation, x: Tensor<4>, rng: &mut Rng) -> Tensor<4> {
             x * Tensor::<4>::from_data(TensorData::new(mask, [n, 1, h, w]), &device)
         }
         Augmentation::Solarize { threshold, p } => {
-            let chosen: Vec<f32> = (0..n).map(|_| rng.bernoulli(p) as u8 as f32).collect();
+            let chosen: Vec<f32> = rngs
+                .iter_mut()
+                .map(|r| r.bernoulli(p) as u8 as f32)
+                .collect();
             let above =
                 x.clone().greater_equal_elem(threshold).float() * per_image(chosen, &device);
             x.clone() + above * (x.mul_scalar(-2.0).add_scalar(1.0))

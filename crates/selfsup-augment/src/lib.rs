@@ -11,7 +11,7 @@
 pub mod augment;
 mod batcher;
 
-pub use augment::{Augmentation, Pipeline, views};
+pub use augment::{Augmentation, Pipeline, views, views_each};
 pub use batcher::{ImageItem, MultiViewBatcher, item};
 pub use selfsup_data::Rng;
 

@@ -294,6 +294,19 @@ fn presets_make_the_views_their_methods_expect() {
     assert_ne!(a, b);
     let rgb = Pipeline::simclr_rgb(16).apply(pattern([2, 3, 20, 20]), &mut rng);
     assert_eq!(rgb.dims(), [2, 3, 16, 16]);
+    // Made to the aspect of 8×12 images, every view keeps it (DINO's locals too).
+    let wide = pattern([2, 1, 8, 12]);
+    let view = Pipeline::simclr_grayscale(8).with_aspect(1.5);
+    assert_eq!(view.apply(wide.clone(), &mut rng).dims(), [2, 1, 8, 12]);
+    let locals: Vec<Pipeline> = Pipeline::dino_multi_crop(8, 4, 1)
+        .into_iter()
+        .map(|p| p.with_aspect(1.5))
+        .collect();
+    let shapes: Vec<[usize; 4]> = views(&locals, wide, &mut rng)
+        .iter()
+        .map(|v| v.dims())
+        .collect();
+    assert_eq!(shapes, [[2, 1, 8, 12], [2, 1, 8, 12], [2, 1, 4, 6]]);
 }
 
 #[test]
@@ -433,4 +446,69 @@ fn resized_crops_stay_inside_the_image_as_torchvision() {
         darkest > 1.0 - 1e-5,
         "a crop left the image: darkest pixel {darkest}"
     );
+}
+
+#[test]
+fn a_samples_views_depend_on_its_own_stream_only() {
+    // Every random step, so that each draws from the per-image streams.
+    let all = Pipeline::new(vec![
+        Augmentation::ResizedCrop {
+            size: [10, 10],
+            scale: [0.3, 1.0],
+            ratio: [0.75, 1.333],
+        },
+        Augmentation::HorizontalFlip { p: 0.5 },
+        Augmentation::Rotation {
+            degrees: 20.0,
+            p: 0.5,
+        },
+        Augmentation::ColorJitter {
+            brightness: 0.4,
+            contrast: 0.4,
+            p: 0.8,
+        },
+        Augmentation::Grayscale { p: 0.5 },
+        Augmentation::GaussianBlur {
+            sigma: [0.1, 1.0],
+            p: 0.5,
+        },
+        Augmentation::GaussianNoise { std: 0.1, p: 0.5 },
+        Augmentation::RandomErasing {
+            scale: [0.02, 0.2],
+            ratio: [0.3, 3.3],
+            p: 0.5,
+        },
+        Augmentation::PatchMask {
+            patch: 2,
+            ratio: 0.25,
+        },
+        Augmentation::Solarize {
+            threshold: 0.5,
+            p: 0.5,
+        },
+    ]);
+    let pipelines = vec![all.clone(), all];
+    let x = pattern([4, 3, 12, 12]);
+    let streams = || -> Vec<Rng> { (0..4).map(|i| Rng::stream(7, i)).collect() };
+    let whole = views_each(&pipelines, x.clone(), &mut streams());
+    // Two shards of the batch, as two ranks would draw them.
+    let mut first = streams();
+    let mut second = first.split_off(2);
+    let a = views_each(&pipelines, x.clone().narrow(0, 0, 2), &mut first);
+    let b = views_each(&pipelines, x.clone().narrow(0, 2, 2), &mut second);
+    // The batch in reverse order.
+    let order = Tensor::<1, burn::tensor::Int>::from_data([3, 2, 1, 0], &device());
+    let mut reversed: Vec<Rng> = streams().into_iter().rev().collect();
+    let backwards = views_each(&pipelines, x.select(0, order.clone()), &mut reversed);
+    for v in 0..2 {
+        let shards = Tensor::cat(vec![a[v].clone(), b[v].clone()], 0);
+        assert_close(shards, whole[v].clone(), 1e-6);
+        assert_close(
+            backwards[v].clone().select(0, order.clone()),
+            whole[v].clone(),
+            1e-6,
+        );
+    }
+    // The two views of one image differ (the stream goes on between them).
+    assert_ne!(host(whole[0].clone()), host(whole[1].clone()));
 }

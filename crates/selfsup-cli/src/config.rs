@@ -597,7 +597,7 @@ impl RunConfig {
             return self.views.clone();
         }
         let side = samples.shape()[1];
-        match self.method.as_str() {
+        let presets = match self.method.as_str() {
             // Autoencoders reconstruct the image itself (a mirror image half of the time).
             m if m.ends_with("autoencoder") => {
                 vec![Pipeline::new(vec![Augmentation::HorizontalFlip {
@@ -607,8 +607,9 @@ impl RunConfig {
             _ if samples.is_table() => vec![Pipeline::tabular(); 2],
             "byol" | "moco-v3" => Pipeline::byol_pair(side).to_vec(),
             "dino" => Pipeline::dino_multi_crop(side, (side * 3 / 7).max(4), self.local_crops),
-            _ => preset_pair(samples),
-        }
+            _ => return preset_pair(samples),
+        };
+        with_samples_aspect(presets, samples)
     }
 
     /// Whether the method trains on class labels (SupCon; triplet with `use_labels`).
@@ -628,10 +629,21 @@ pub fn preset_pair(samples: &Samples) -> Vec<Pipeline> {
     if samples.is_table() {
         vec![Pipeline::tabular(); 2]
     } else if channels == 3 {
-        vec![Pipeline::simclr_rgb(side); 2]
+        with_samples_aspect(vec![Pipeline::simclr_rgb(side); 2], samples)
     } else {
-        vec![Pipeline::simclr_grayscale(side); 2]
+        with_samples_aspect(vec![Pipeline::simclr_grayscale(side); 2], samples)
     }
+}
+
+/// Square presets (their side is the samples' height) made to the samples' own aspect, so
+/// that views of `H × W` images are `H × W` too.
+fn with_samples_aspect(presets: Vec<Pipeline>, samples: &Samples) -> Vec<Pipeline> {
+    let [_, height, width] = samples.shape();
+    if height == width || samples.is_table() {
+        return presets;
+    }
+    let aspect = width as f64 / height as f64;
+    presets.into_iter().map(|p| p.with_aspect(aspect)).collect()
 }
 
 /// The most a config file may hold (they are a few hundred bytes).

@@ -77,6 +77,7 @@ pub fn check(config: &RunConfig, data: &Data, origin: &Origin) -> Result<Vec<Str
     let at = |key: &str| origin.name(key);
     let bad = |message: String| Err(UserError(message));
     let mut warnings = config.warnings(origin);
+    warnings.extend(data.warnings.iter().cloned());
     let train = &data.split.train;
     let shape = train.shape();
     let [channels, height, width] = shape;

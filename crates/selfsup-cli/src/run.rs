@@ -8,7 +8,7 @@ use std::time::Instant;
 use burn::module::Module;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor};
-use selfsup_augment::{Pipeline, Rng, views};
+use selfsup_augment::{Pipeline, Rng, views, views_each};
 use selfsup_eval::{
     KnnConfig, OnlineProbe, alignment, collapse, knn_accuracy, rank_me, uniformity,
 };
@@ -28,23 +28,32 @@ use crate::config::RunConfig;
 use crate::samples::{self, Samples, Split};
 use crate::schedule;
 
+/// Sample `index`'s augmentation stream in `epoch`: its views in that epoch depend on the
+/// seed, the epoch and the sample alone.
+fn sample_stream(seed: u64, epoch: usize, index: usize) -> Rng {
+    let epoch_seed = Rng::stream(seed ^ 0xA5A5_5A5A, epoch as u64).next_u64();
+    Rng::stream(epoch_seed, index as u64)
+}
+
 /// The dataset of a run, with the training part limited as asked.
 pub struct Data {
     /// Train (limited) and test images.
     pub split: Split,
     /// Number of classes.
     pub classes: usize,
+    /// What was done to the data on the way in (an image folder resized to one size).
+    pub warnings: Vec<String>,
 }
 
 impl Data {
     /// Loads `config.dataset` and applies `config.limit`.
     pub fn load(config: &RunConfig) -> Result<Data, UserError> {
-        let mut split = if samples::is_csv(&config.dataset) {
-            samples::load_csv(Path::new(&config.dataset))?
+        let (mut split, warnings) = if samples::is_csv(&config.dataset) {
+            (samples::load_csv(Path::new(&config.dataset))?, Vec::new())
         } else {
-            selfsup_data::sources::load(&config.dataset)
-                .map_err(|e| UserError(e.to_string()))?
-                .into()
+            let (split, warnings) = selfsup_data::sources::load_with_warnings(&config.dataset)
+                .map_err(|e| UserError(e.to_string()))?;
+            (split.into(), warnings)
         };
         if let Some(limit) = config.limit {
             split.train = split.train.take(limit);
@@ -94,7 +103,11 @@ impl Data {
                 classes
             )));
         }
-        Ok(Data { split, classes })
+        Ok(Data {
+            split,
+            classes,
+            warnings,
+        })
     }
 
     /// Whether the samples have class labels (an image folder without class sub-folders has
@@ -760,23 +773,23 @@ impl Job for PretrainJob<'_> {
             let epoch_seconds_before = progress.epoch_seconds;
             let mut unread = Unread::default();
             for step_in_epoch in first..steps_per_epoch {
-                let indices = &order[step_in_epoch * config.batch..][..config.batch];
+                // This rank's shard of the global batch (all of it on one process).
+                let indices = &order[step_in_epoch * config.batch + rank * shard..][..shard];
                 let (images, labels) = train.batch(indices, &autodiff);
                 // The device's random stream (noise and masks of the autoencoders) restarts
-                // at every step, so a resumed run draws what the uninterrupted one drew.
-                autodiff.seed(config.seed ^ 0x5EED_0000_0000 ^ progress.step as u64);
-                let mut rng = Rng::stream(config.seed ^ 0xA5A5_5A5A, progress.step as u64);
-                // Views of the global batch, so that a sample's augmentation does not depend
-                // on the number of ranks; each rank keeps its shard.
-                let mut views = views(&pipelines, images, &mut rng);
-                let mut labels = labels;
-                if world > 1 {
-                    views = views
-                        .into_iter()
-                        .map(|v| v.narrow(0, rank * shard, shard))
-                        .collect();
-                    labels = labels.narrow(0, rank * shard, shard);
-                }
+                // at every step, so a resumed run draws what the uninterrupted one drew; each
+                // rank has a stream of its own, or every shard would get the same noise.
+                autodiff.seed(
+                    config.seed ^ 0x5EED_0000_0000 ^ progress.step as u64 ^ ((rank as u64) << 40),
+                );
+                // Every sample's views come from its own stream of (seed, epoch, index): the
+                // same whichever batch, position or rank draws them, so W ranks view their
+                // shards exactly as one process views the whole batch.
+                let mut streams: Vec<Rng> = indices
+                    .iter()
+                    .map(|&index| sample_stream(config.seed, epoch, index))
+                    .collect();
+                let views = views_each(&pipelines, images, &mut streams);
                 let mut batch = MultiViewBatch::new(views);
                 if config.needs_labels() {
                     batch = batch.with_labels(labels.clone());

@@ -193,15 +193,12 @@ fn settings_that_cannot_work_with_the_data_are_refused_before_training() {
         &["--dataset", loose.to_str().unwrap(), "--batch", "4"],
         "1 image(s) beside them (such as stray.png)",
     );
-    // A first image far larger than any training size is refused, not upsized everywhere.
+    // Images far larger than any training size are refused, not trained on at full size.
     let giant = root.join("giant");
-    image_classes(&giant, 10);
-    write_png_sized(
-        &giant.join("a").join("0.png"),
-        5000,
-        5000,
-        &vec![0; 25_000_000],
-    );
+    for path in ["a/0.png", "a/1.png", "b/0.png"] {
+        std::fs::create_dir_all(giant.join(path).parent().unwrap()).unwrap();
+        write_png_sized(&giant.join(path), 5000, 5000, &vec![0; 25_000_000]);
+    }
     refused(
         &root,
         &["--dataset", giant.to_str().unwrap(), "--batch", "4"],
@@ -274,6 +271,59 @@ fn settings_that_cannot_work_with_the_data_are_refused_before_training() {
         &root,
         &["--dataset", semicolons.to_str().unwrap()],
         "fields are separated by ';'",
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// A short run of the MLP encoder on `dataset`, which must succeed; its stderr.
+fn trains(root: &Path, dataset: &Path) -> String {
+    let run = root.join("run");
+    let _ = std::fs::remove_dir_all(&run);
+    let out = selfsup(&[
+        "pretrain",
+        "--dataset",
+        dataset.to_str().unwrap(),
+        "--encoder",
+        "mlp",
+        "--batch",
+        "16",
+        "--epochs",
+        "1",
+        "--probe-epochs",
+        "1",
+        "--backend",
+        &backend(),
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{dataset:?}: {stderr}");
+    stderr
+}
+
+/// Data of unusual shapes trains, and whatever was done to it on the way in is said.
+#[test]
+fn non_square_and_mixed_size_images_train_and_resizing_is_said() {
+    let root = scratch("shapes");
+    // Non-square IDX images: the preset's views keep their 8×12 shape, which the MLP encoder
+    // takes exactly (the preset used to crop them square and the MLP refused its own views).
+    let wide = root.join("wide-idx");
+    std::fs::create_dir_all(&wide).unwrap();
+    write_idx(&wide, "train", 64, 8, 12);
+    write_idx(&wide, "t10k", 16, 8, 12);
+    let stderr = trains(&root, &wide);
+    assert!(!stderr.contains("resized"), "{stderr}");
+    // One image of another size among 8×8 ones: resized, and a warning says so.
+    let odd = root.join("odd-size");
+    image_classes(&odd, 15);
+    write_png_sized(&odd.join("b").join("3.png"), 12, 10, &[7; 120]);
+    let stderr = trains(&root, &odd);
+    assert!(
+        stderr.contains("warning: ")
+            && stderr.contains("1 of its 30 images are not 8×8")
+            && stderr.contains("3.png is 12×10")
+            && stderr.contains("resized to 8×8"),
+        "{stderr}"
     );
     let _ = std::fs::remove_dir_all(&root);
 }

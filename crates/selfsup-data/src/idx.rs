@@ -19,7 +19,7 @@ pub struct IdxArray {
 }
 
 /// Reads a file, decompressing it when its name ends in `.gz`.
-fn read_bytes(path: &Path) -> Result<Vec<u8>, DataError> {
+pub(crate) fn read_bytes(path: &Path) -> Result<Vec<u8>, DataError> {
     let raw = std::fs::read(path).map_err(|e| DataError::new(path, format!("cannot read: {e}")))?;
     if path.extension().is_some_and(|e| e == "gz") {
         gunzip_idx(&raw, path)

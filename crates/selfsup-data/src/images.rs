@@ -3,6 +3,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use image::ImageDecoder;
 use image::imageops::FilterType;
 
 use crate::sources::Split;
@@ -124,6 +125,35 @@ fn decode(
     })
 }
 
+/// What the header of an image file says: `[height, width]` and whether it has colour.
+fn header(path: &Path) -> Result<([u32; 2], bool), DataError> {
+    let decoder = image::ImageReader::open(path)
+        .map_err(|e| DataError::new(path, format!("cannot read: {e}")))?
+        .with_guessed_format()
+        .map_err(|e| DataError::new(path, format!("cannot read: {e}")))?
+        .into_decoder()
+        .map_err(|e| DataError::new(path, format!("cannot decode image: {e}")))?;
+    let (width, height) = decoder.dimensions();
+    Ok(([height, width], decoder.color_type().has_color()))
+}
+
+/// The size most images have (the first image's among equally common ones).
+fn common_size(sizes: &[[u32; 2]]) -> [u32; 2] {
+    let mut counts: Vec<([u32; 2], usize)> = Vec::new();
+    for &size in sizes {
+        match counts.iter_mut().find(|(s, _)| *s == size) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((size, 1)),
+        }
+    }
+    // `max_by_key` keeps the last of equal maxima: scan in reverse to keep the first.
+    counts
+        .iter()
+        .rev()
+        .max_by_key(|(_, n)| *n)
+        .map_or([0, 0], |(size, _)| *size)
+}
+
 /// A folder of images, in one of three layouts:
 ///
 /// - `DIR/train/<class>/*.png` and `DIR/test/<class>/*.png` — the given split;
@@ -131,13 +161,24 @@ fn decode(
 ///   testing;
 /// - `DIR/*.png` — unlabelled (every label 0, no classes), every fifth image held out.
 ///
-/// PNG and JPEG are read; every image is resized to the first one's size, and the set is RGB
-/// when the first image has colour, grayscale otherwise.
+/// PNG and JPEG are read. Every image takes the size most of the folder's images have
+/// (resized bilinearly, aspect ratio not kept), and the set is RGB when any image has
+/// colour, grayscale otherwise. [`image_folder_with_warnings`] also says what was resized.
 ///
 /// # Errors
 ///
 /// A folder without images, or an image that cannot be decoded (naming the file).
 pub fn image_folder(dir: &Path) -> Result<Split, DataError> {
+    image_folder_with_warnings(dir).map(|(split, _)| split)
+}
+
+/// [`image_folder`], with a line for each thing done to the images that their owner may not
+/// expect (images resized to the common size), for a program to show.
+///
+/// # Errors
+///
+/// As [`image_folder`].
+pub fn image_folder_with_warnings(dir: &Path) -> Result<(Split, Vec<String>), DataError> {
     let mut classes = Vec::new();
     let (has_train, has_test) = (dir.join("train").is_dir(), dir.join("test").is_dir());
     if has_train != has_test {
@@ -173,7 +214,7 @@ pub fn image_folder(dir: &Path) -> Result<Split, DataError> {
         }
         (train, test)
     };
-    let Some((first, _)) = train.first() else {
+    if train.is_empty() {
         return Err(DataError::new(
             dir,
             format!(
@@ -182,33 +223,55 @@ pub fn image_folder(dir: &Path) -> Result<Split, DataError> {
                 EXTENSIONS.join(", ")
             ),
         ));
-    };
-    let probe = image::open(first)
-        .map_err(|e| DataError::new(first, format!("cannot decode image: {e}")))?;
-    let size = [probe.height(), probe.width()];
-    let rgb = probe.color().has_color();
+    }
+    let files: Vec<&PathBuf> = train.iter().chain(&test).map(|(path, _)| path).collect();
+    let headers = files
+        .iter()
+        .map(|path| header(path))
+        .collect::<Result<Vec<_>, _>>()?;
+    let sizes: Vec<[u32; 2]> = headers.iter().map(|(size, _)| *size).collect();
+    let size = common_size(&sizes);
+    let rgb = headers.iter().any(|(_, colour)| *colour);
+    let example = files[sizes.iter().position(|s| *s == size).unwrap_or(0)];
     let side = size[0].max(size[1]);
-    let bytes = (train.len() + test.len()) as u64
-        * u64::from(size[0])
-        * u64::from(size[1])
-        * if rgb { 3 } else { 1 };
+    let bytes =
+        files.len() as u64 * u64::from(size[0]) * u64::from(size[1]) * if rgb { 3 } else { 1 };
     if side > MAX_SIDE || bytes > MAX_BYTES {
         return Err(DataError::new(
-            first,
+            example,
             format!(
-                "is {}×{}, and every image of the folder is resized to the first one's size: \
-                 {} images would take {:.1} GiB (selfsup takes up to {MAX_SIDE} pixels a side \
-                 and {} GiB); resize the images first (e.g. to 64×64 or 224×224)",
+                "is {}×{}, the size most of the folder's images have, to which every image is \
+                 resized: {} images would take {:.1} GiB (selfsup takes up to {MAX_SIDE} pixels \
+                 a side and {} GiB); resize the images first (e.g. to 64×64 or 224×224)",
                 size[1],
                 size[0],
-                train.len() + test.len(),
+                files.len(),
                 bytes as f64 / (1u64 << 30) as f64,
                 MAX_BYTES >> 30
             ),
         ));
     }
-    Ok(Split {
+    let mut warnings = Vec::new();
+    let odd: Vec<usize> = (0..files.len()).filter(|&i| sizes[i] != size).collect();
+    if let Some(&first) = odd.first() {
+        let [h, w] = sizes[first];
+        warnings.push(format!(
+            "{}: {} of its {} images are not {}×{} (width × height) like the others — {} is \
+             {w}×{h}, for one — and were resized to {}×{}, aspect ratio not kept; resize the \
+             images yourself to choose how",
+            dir.display(),
+            odd.len(),
+            files.len(),
+            size[1],
+            size[0],
+            files[first].display(),
+            size[1],
+            size[0],
+        ));
+    }
+    let split = Split {
         train: decode(&train, size, rgb, &classes)?,
         test: decode(&test, size, rgb, &classes)?,
-    })
+    };
+    Ok((split, warnings))
 }

@@ -154,18 +154,36 @@ pub fn cache_dir() -> PathBuf {
 
 /// A folder holding `train-images-idx3-ubyte`, `train-labels-idx1-ubyte`,
 /// `t10k-images-idx3-ubyte` and `t10k-labels-idx1-ubyte` (each raw or `.gz`), as MNIST and
-/// Fashion-MNIST are distributed.
+/// Fashion-MNIST are distributed. A file present both raw and gzipped (as `gunzip -k`
+/// leaves it) is read once the two are found to hold the same bytes.
 ///
 /// # Errors
 ///
-/// When a file is missing (naming the folder and the file) or unreadable.
+/// When a file is missing (naming the folder and the file), unreadable, or present both raw
+/// and gzipped with different contents.
 pub fn idx_folder(dir: &Path) -> Result<Split, DataError> {
     let find = |stem: &str| -> Result<PathBuf, DataError> {
-        [stem.to_string(), format!("{stem}.gz")]
-            .iter()
-            .map(|name| dir.join(name))
-            .find(|path| path.is_file())
-            .ok_or_else(|| DataError::new(dir, format!("no {stem} or {stem}.gz in this folder")))
+        let (raw, gz) = (dir.join(stem), dir.join(format!("{stem}.gz")));
+        match (raw.is_file(), gz.is_file()) {
+            (true, true) => {
+                if idx::read_bytes(&raw)? != idx::read_bytes(&gz)? {
+                    return Err(DataError::new(
+                        dir,
+                        format!(
+                            "holds both {stem} and {stem}.gz, and they are different data: \
+                             remove the one that is not this dataset"
+                        ),
+                    ));
+                }
+                Ok(raw)
+            }
+            (true, false) => Ok(raw),
+            (false, true) => Ok(gz),
+            (false, false) => Err(DataError::new(
+                dir,
+                format!("no {stem} or {stem}.gz in this folder"),
+            )),
+        }
     };
     let mut split = Split {
         train: idx::read_images(
@@ -195,9 +213,20 @@ pub const NAMED: [&str; 4] = ["fashion-mnist-10k", "fashion-mnist", "mnist", "di
 ///
 /// An unknown name that is not a folder, a full set that was not fetched, or a bad file.
 pub fn load(name: &str) -> Result<Split, DataError> {
+    load_with_warnings(name).map(|(split, _)| split)
+}
+
+/// [`load`], with the lines a program should show about what was done to the data (an image
+/// folder's images resized to one size; see
+/// [`image_folder_with_warnings`](crate::images::image_folder_with_warnings)).
+///
+/// # Errors
+///
+/// As [`load`].
+pub fn load_with_warnings(name: &str) -> Result<(Split, Vec<String>), DataError> {
     match name {
-        "fashion-mnist-10k" => Ok(fashion_mnist_10k()),
-        "digits" => Ok(digits()),
+        "fashion-mnist-10k" => Ok((fashion_mnist_10k(), Vec::new())),
+        "digits" => Ok((digits(), Vec::new())),
         "fashion-mnist" | "mnist" => {
             let dir = cache_dir().join("data").join(name);
             if !dir.join(crate::fetch::COMPLETE_MARKER).is_file() {
@@ -215,7 +244,7 @@ pub fn load(name: &str) -> Result<Split, DataError> {
             } else {
                 &FASHION_MNIST_CLASSES
             });
-            Ok(split)
+            Ok((split, Vec::new()))
         }
         path => {
             let dir = Path::new(path);
@@ -224,9 +253,9 @@ pub fn load(name: &str) -> Result<Split, DataError> {
                     .iter()
                     .any(|name| dir.join(name).is_file());
                 if has_idx {
-                    idx_folder(dir)
+                    Ok((idx_folder(dir)?, Vec::new()))
                 } else {
-                    crate::images::image_folder(dir)
+                    crate::images::image_folder_with_warnings(dir)
                 }
             } else {
                 Err(DataError::new(

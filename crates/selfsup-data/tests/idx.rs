@@ -104,8 +104,35 @@ fn bad_files_are_errors_naming_the_path_and_the_problem() {
     );
 }
 
+#[test]
+fn a_file_both_raw_and_gzipped_is_read_when_equal_and_refused_when_not() {
+    let dir = TempDir::new("both");
+    let images = idx_bytes(&[2, 2, 2], &[1, 2, 3, 4, 5, 6, 7, 8]);
+    let labels = idx_bytes(&[2], &[0, 1]);
+    for prefix in ["train", "t10k"] {
+        for suffix in ["", ".gz"] {
+            dir.write(&format!("{prefix}-images-idx3-ubyte{suffix}"), &images);
+            dir.write(&format!("{prefix}-labels-idx1-ubyte{suffix}"), &labels);
+        }
+    }
+    // As `gunzip -k` leaves them: the same bytes twice.
+    let split = selfsup_data::sources::idx_folder(&dir.0).unwrap();
+    assert_eq!(split.train.image(1), &[5, 6, 7, 8]);
+    // Another dataset of the same shape put beside the archive: which one is meant is unknown.
+    dir.write(
+        "t10k-images-idx3-ubyte",
+        &idx_bytes(&[2, 2, 2], &[9, 9, 9, 9, 9, 9, 9, 9]),
+    );
+    let e = error_of(selfsup_data::sources::idx_folder(&dir.0));
+    assert!(
+        e.contains("both t10k-images-idx3-ubyte and t10k-images-idx3-ubyte.gz")
+            && e.contains("different data"),
+        "{e}"
+    );
+}
+
 mod image_folders {
-    use selfsup_data::images::image_folder;
+    use selfsup_data::images::{image_folder, image_folder_with_warnings};
     use std::path::Path;
 
     fn write_png(path: &Path, size: u32, value: u8) {
@@ -127,7 +154,7 @@ mod image_folders {
         let dir = scratch("classes");
         for (class, value) in [("cat", 10u8), ("dog", 200)] {
             for i in 0..5 {
-                // One odd-sized image: it is resized to the first image's 6×6.
+                // One odd-sized image: it is resized to the others' 6×6.
                 let size = if class == "dog" && i == 2 { 9 } else { 6 };
                 write_png(&dir.join(class).join(format!("{i}.png")), size, value);
             }
@@ -143,6 +170,46 @@ mod image_folders {
         assert!(split.train.image(6).iter().all(|&p| p == 200), "dog pixels");
         assert!(split.test.image(0).iter().all(|&p| p == 10), "cat pixels");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn images_take_the_common_size_and_colour_and_the_resizing_is_reported() {
+        let dir = scratch("sizes");
+        // The first image in name order is the odd one: the folder's common size wins.
+        write_png(&dir.join("a").join("0.png"), 9, 50);
+        for i in 1..5 {
+            write_png(&dir.join("a").join(format!("{i}.png")), 4, 50);
+        }
+        // One colour image among grayscale ones: the set is RGB, and its red survives.
+        std::fs::create_dir_all(dir.join("b")).unwrap();
+        image::RgbImage::from_pixel(4, 4, image::Rgb([200, 0, 0]))
+            .save(dir.join("b").join("0.png"))
+            .unwrap();
+        let (split, warnings) = image_folder_with_warnings(&dir).unwrap();
+        assert_eq!(
+            (split.train.height, split.train.width, split.train.channels),
+            (4, 4, 3)
+        );
+        let red = split.train.image(split.train.len() - 1);
+        assert!(red[..16].iter().all(|&p| p == 200) && red[16..].iter().all(|&p| p == 0));
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        let w = &warnings[0];
+        assert!(
+            w.contains("1 of its 6 images are not 4×4")
+                && w.contains("0.png is 9×9")
+                && w.contains("resized to 4×4"),
+            "{w}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        let same = scratch("same");
+        for i in 0..3 {
+            write_png(&same.join(format!("{i}.png")), 5, 1);
+        }
+        assert_eq!(
+            image_folder_with_warnings(&same).unwrap().1,
+            Vec::<String>::new()
+        );
+        let _ = std::fs::remove_dir_all(&same);
     }
 
     #[test]

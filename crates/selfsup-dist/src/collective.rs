@@ -160,6 +160,45 @@ impl Communicator for ThreadGroup {
     }
 }
 
+/// Runs `f(rank)` on `world` threads, each with a member of one [`ThreadGroup`] as its
+/// communicator, and returns the results in rank order: W ranks in one process, to check
+/// that a sharded computation gives the one-process result. `world = 1` runs `f(0)` on this
+/// thread.
+///
+/// # Panics
+///
+/// When `world` is 0, and when `f` panics on a rank (the first such panic is raised again
+/// here). A rank that panics while the others wait in a collective leaves them waiting: keep
+/// `f` free of panics between collectives, as a test's assertions after the run are.
+pub fn on_thread_ranks<T: Send>(world: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    assert!(
+        world > 0,
+        "on_thread_ranks: world must be at least 1, got 0"
+    );
+    if world == 1 {
+        return vec![f(0)];
+    }
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = ThreadGroup::new(world)
+            .into_iter()
+            .map(|member| {
+                scope.spawn(move || {
+                    let rank = member.rank();
+                    with_communicator(Arc::new(member), || f(rank))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
+}
+
 static GLOBAL: OnceLock<Arc<dyn Communicator>> = OnceLock::new();
 
 thread_local! {

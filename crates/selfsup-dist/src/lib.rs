@@ -3,7 +3,7 @@
 //! Burn 0.22 has one collective (`all_reduce`, CUDA/NCCL, between the devices of one
 //! process). selfsup trains data-parallel on any backend with a [`Communicator`] underneath:
 //! [`Single`] (one process, every collective the identity), [`ThreadGroup`] (ranks as threads
-//! of one process: the tests), and `Mpi` (feature `mpi`: rsmpi over Open MPI, launched with
+//! of one process, for tests: [`on_thread_ranks`] runs a closure on W of them), and `Mpi` (feature `mpi`: rsmpi over Open MPI, launched with
 //! `mpirun`, one machine or many).
 //!
 //! **The identity everything rests on.** Rank `r` holds shard `r` of the global batch. It
@@ -25,7 +25,8 @@ mod grads;
 mod mpi_comm;
 
 pub use collective::{
-    Communicator, Single, ThreadGroup, communication_time, current, set_global, with_communicator,
+    Communicator, Single, ThreadGroup, communication_time, current, on_thread_ranks, set_global,
+    with_communicator,
 };
 pub use gather::{all_reduce_scalar, broadcast_module, gather_labels, gather_rows};
 pub use grads::all_reduce_gradients;

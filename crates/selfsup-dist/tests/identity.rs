@@ -1,15 +1,12 @@
 //! W ranks, each holding a shard of the global batch and gathering the others' embeddings,
 //! compute the one-process loss and, summed, its gradient — for every loss of the whole batch.
-//! Ranks are threads here ([`ThreadGroup`]); under `mpirun` they are processes.
-
-use std::sync::Arc;
+//! Ranks are threads here (`on_thread_ranks`); under `mpirun` they are processes.
 
 use burn::nn::{Linear, LinearConfig};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use selfsup_dist::{
-    Communicator, ThreadGroup, all_reduce_gradients, broadcast_module, gather_labels, gather_rows,
-    with_communicator,
+    all_reduce_gradients, broadcast_module, gather_labels, gather_rows, on_thread_ranks,
 };
 use selfsup_losses::{
     BarlowTwinsLossConfig, DinoLossConfig, NtXentLossConfig, SupConLossConfig,
@@ -90,24 +87,7 @@ fn on_ranks(world: usize, batch: &Batch, loss: &Loss<'_>) -> (Vec<f32>, Vec<Vec<
             .collect();
         (value.into_scalar::<f32>(), leaf_grads)
     };
-    let per_rank: Vec<(f32, Vec<Vec<f32>>)> = if world == 1 {
-        vec![run(0)]
-    } else {
-        let group = ThreadGroup::new(world);
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = group
-                .into_iter()
-                .map(|member| {
-                    let run = &run;
-                    scope.spawn(move || {
-                        let rank = member.rank();
-                        with_communicator(Arc::new(member), || run(rank))
-                    })
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap()).collect()
-        })
-    };
+    let per_rank: Vec<(f32, Vec<Vec<f32>>)> = on_thread_ranks(world, run);
     let losses = per_rank.iter().map(|(l, _)| *l).collect();
     let grads = (0..batch.inputs.len())
         .map(|i| per_rank.iter().flat_map(|(_, g)| g[i].clone()).collect())
@@ -226,35 +206,22 @@ fn gradients_summed_over_ranks_are_the_whole_batch_gradients() {
     device().seed(7);
     let model = LinearConfig::new(d, 4).init(&device());
     let want = step(&model, 0..n);
-    let group = ThreadGroup::new(2);
-    let got: Vec<(Vec<f32>, Vec<f32>)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = group
-            .into_iter()
-            .map(|member| {
-                let (model, step) = (&model, &step);
-                scope.spawn(move || {
-                    let rank = member.rank();
-                    with_communicator(Arc::new(member), || {
-                        // Rank 1 starts from other weights; the broadcast replaces them.
-                        let own = if rank == 0 {
-                            model.clone()
-                        } else {
-                            LinearConfig::new(d, 4).init(&device())
-                        };
-                        let own = broadcast_module(own);
-                        let weights = own
-                            .weight
-                            .val()
-                            .into_data()
-                            .convert::<f32>()
-                            .try_into_vec::<f32>()
-                            .unwrap();
-                        (weights, step(&own, rank * n / 2..(rank + 1) * n / 2))
-                    })
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    let got: Vec<(Vec<f32>, Vec<f32>)> = on_thread_ranks(2, |rank| {
+        // Rank 1 starts from other weights; the broadcast replaces them.
+        let own = if rank == 0 {
+            model.clone()
+        } else {
+            LinearConfig::new(d, 4).init(&device())
+        };
+        let own = broadcast_module(own);
+        let weights = own
+            .weight
+            .val()
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .unwrap();
+        (weights, step(&own, rank * n / 2..(rank + 1) * n / 2))
     });
     let rank0 = model
         .weight

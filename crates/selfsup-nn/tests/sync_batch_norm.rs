@@ -2,10 +2,8 @@
 //! statistics, compute what one process computes on the whole batch — output, running
 //! statistics, and (summed over the ranks for γ and β) every gradient. Ranks are threads.
 
-use std::sync::Arc;
-
 use burn::tensor::{Distribution, Tensor, TensorData, Tolerance};
-use selfsup_dist::{Communicator, ThreadGroup, with_communicator};
+use selfsup_dist::on_thread_ranks;
 use selfsup_nn::{BatchNorm, BatchNormConfig};
 
 fn data<const D: usize>(t: Tensor<D>) -> TensorData {
@@ -52,26 +50,14 @@ fn sharded_synchronised_batch_norm_is_batch_norm_of_the_whole_batch() {
     let whole = step(&norm.clone(), x.clone(), g.clone());
     let world = 2;
     let shard = n / world;
-    let ranks: Vec<Results> = std::thread::scope(|scope| {
-        let handles: Vec<_> = ThreadGroup::new(world)
-            .into_iter()
-            .map(|member| {
-                let (x, g, device) = (x.clone(), g.clone(), device.clone());
-                scope.spawn(move || {
-                    let rank = member.rank();
-                    // A replica of its own (fresh running statistics), as a rank has.
-                    let norm = BatchNormConfig::new(c).init(&device);
-                    with_communicator(Arc::new(member), || {
-                        step(
-                            &norm,
-                            x.narrow(0, rank * shard, shard),
-                            g.narrow(0, rank * shard, shard),
-                        )
-                    })
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    let ranks: Vec<Results> = on_thread_ranks(world, |rank| {
+        // A replica of its own (fresh running statistics), as a rank has.
+        let norm = BatchNormConfig::new(c).init(&device);
+        step(
+            &norm,
+            x.clone().narrow(0, rank * shard, shard),
+            g.clone().narrow(0, rank * shard, shard),
+        )
     });
     let tol = Tolerance::rel_abs(1e-4, 1e-5);
     let rows = |d: &TensorData, rank: usize| {

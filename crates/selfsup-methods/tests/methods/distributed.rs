@@ -2,11 +2,9 @@
 //! synchronised batch norm give every rank the one-process loss, and the gradients summed
 //! over the ranks are the one-process gradients.
 
-use std::sync::Arc;
-
 use burn::optim::GradientsParams;
 use burn::tensor::Tensor;
-use selfsup_dist::{Communicator, ThreadGroup, all_reduce_gradients, with_communicator};
+use selfsup_dist::{all_reduce_gradients, on_thread_ranks};
 use selfsup_methods::{Method, MultiViewBatch, SimClr, VicReg};
 
 use crate::common::{N, batch, device, encoder};
@@ -35,22 +33,7 @@ fn step<M: Method + Clone + Send + Sync>(
         let all = all_grads(&method, &grads);
         (loss, all)
     };
-    if world == 1 {
-        return vec![run(0)];
-    }
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = ThreadGroup::new(world)
-            .into_iter()
-            .map(|member| {
-                let run = &run;
-                scope.spawn(move || {
-                    let rank = member.rank();
-                    with_communicator(Arc::new(member), || run(rank))
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    })
+    on_thread_ranks(world, run)
 }
 
 /// Every gradient of the method, flattened in visiting order.
