@@ -42,6 +42,15 @@ pub struct Progress {
     /// resume on changed data is refused (none in runs from before it was kept).
     #[serde(default)]
     pub data_crc32: Option<u32>,
+    /// CRC-32 of the run's settings but the two a resume may change (`epochs`, `backend`;
+    /// [`RunConfig::settings_crc32`](crate::config::RunConfig::settings_crc32)), so that a
+    /// resume after an edit of `config.toml` is refused (none in older runs).
+    #[serde(default)]
+    pub config_crc32: Option<u32>,
+    /// Wall-clock seconds of the run's processes up to this checkpoint (the time a resumed
+    /// run's report adds to its own).
+    #[serde(default)]
+    pub wall_seconds: f64,
 }
 
 impl Progress {
@@ -57,6 +66,8 @@ impl Progress {
             epoch_seconds: 0.0,
             online_probe_acc: None,
             data_crc32: None,
+            config_crc32: None,
+            wall_seconds: 0.0,
         }
     }
 

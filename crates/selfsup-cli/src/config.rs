@@ -617,6 +617,15 @@ impl RunConfig {
         self.method == "supcon" || (self.method == "triplet" && self.use_labels)
     }
 
+    /// CRC-32 of every setting but `epochs` and `backend` (the two a resume may change): a
+    /// checkpoint keeps it, and a resume whose `config.toml` says otherwise is refused.
+    pub fn settings_crc32(&self) -> u32 {
+        let mut fixed = self.clone();
+        fixed.epochs = 0;
+        fixed.backend = String::new();
+        crc32fast::hash(fixed.to_toml().as_bytes())
+    }
+
     /// The TOML saved in a run directory.
     pub fn to_toml(&self) -> String {
         toml::to_string(self).expect("a RunConfig serialises to TOML")
@@ -656,6 +665,7 @@ fn read_config_text(path: &Path) -> Result<String, UserError> {
     let cannot = |e: &dyn std::fmt::Display| {
         UserError(format!("cannot read config {}: {e}", path.display()))
     };
+    selfsup_data::check_regular_file(path).map_err(|e| UserError(format!("config {e}")))?;
     let file = std::fs::File::open(path).map_err(|e| cannot(&e))?;
     let mut bytes = Vec::new();
     file.take(MAX_CONFIG_BYTES + 1)

@@ -197,11 +197,24 @@ fn runtime_dir() {
 /// Command-line mistakes as one line (clap's own message, without its usage block); help
 /// and version print as clap prints them.
 fn parse() -> Result<Cli, ExitCode> {
-    match Cli::try_parse() {
+    match Cli::try_parse_from(negative_values_joined(std::env::args_os())) {
         Ok(cli) => Ok(cli),
         Err(e) if !e.use_stderr() => {
             let _ = e.print();
             Err(ExitCode::SUCCESS)
+        }
+        Err(e)
+            if matches!(
+                e.kind(),
+                clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+                    | clap::error::ErrorKind::MissingSubcommand
+            ) =>
+        {
+            eprintln!(
+                "error: which command? give one of pretrain, eval, embed, data fetch, info, \
+                 golden (see --help)"
+            );
+            Err(ExitCode::from(2))
         }
         Err(e) => {
             let text = e.to_string();
@@ -219,6 +232,33 @@ fn parse() -> Result<Cli, ExitCode> {
             Err(ExitCode::from(2))
         }
     }
+}
+
+/// `--flag -inf` as `--flag=-inf`: clap takes `-1` and `-1e5` as values of a flag, but reads
+/// `-inf` and `-nan` as short options (`-i …`), which the user never typed. Any `--flag`
+/// followed by a negative number is joined, so that the value is judged as a value.
+fn negative_values_joined(
+    args: impl Iterator<Item = std::ffi::OsString>,
+) -> Vec<std::ffi::OsString> {
+    let mut out: Vec<std::ffi::OsString> = Vec::new();
+    for arg in args {
+        let negative = arg
+            .to_str()
+            .is_some_and(|a| a.starts_with('-') && a.parse::<f64>().is_ok());
+        let joinable = out.last().and_then(|f| f.to_str()).is_some_and(|f| {
+            f.starts_with("--") && f.len() > 2 && !f.contains('=') && out.len() > 1
+        });
+        if negative && joinable {
+            let flag = out.pop().expect("a flag precedes");
+            let mut joined = flag;
+            joined.push("=");
+            joined.push(&arg);
+            out.push(joined);
+        } else {
+            out.push(arg);
+        }
+    }
+    out
 }
 
 fn main() -> ExitCode {

@@ -37,16 +37,16 @@ pub struct PretrainArgs {
     #[arg(long)]
     dataset: Option<String>,
     /// Use only the first N training samples
-    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole::<usize>)]
     limit: Option<usize>,
     /// flex, ndarray, wgpu, vulkan, tch or cuda [default: $SELFSUP_BACKEND, else flex]
     #[arg(long)]
     backend: Option<String>,
     /// Passes over the training images [default: 4]
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_negative_numbers = true, value_parser = whole::<usize>)]
     epochs: Option<usize>,
     /// Images per step [default: 128]
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_negative_numbers = true, value_parser = whole::<usize>)]
     batch: Option<usize>,
     /// Peak learning rate [default: the recipe's]
     #[arg(long, allow_negative_numbers = true)]
@@ -58,13 +58,13 @@ pub struct PretrainArgs {
     #[arg(long, allow_negative_numbers = true)]
     temperature: Option<f64>,
     /// Seed of initialisation, shuffling and augmentations [default: 0]
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_negative_numbers = true, value_parser = whole::<u64>)]
     seed: Option<u64>,
     /// Also checkpoint every N steps (0: at the end of each epoch only) [default: 0]
-    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole::<usize>)]
     checkpoint_every: Option<usize>,
     /// Epochs of the final linear probe [default: 30]
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_negative_numbers = true, value_parser = whole::<usize>)]
     probe_epochs: Option<usize>,
     /// TOML file with any of the settings above (snake_case keys), `views` and the recipe's
     /// other keys (optimizer, lr_schedule, warmup_epochs, hidden_dim, momentum, …)
@@ -154,6 +154,14 @@ fn resolve_dataset(config: &mut RunConfig) {
     if !named && let Ok(path) = std::fs::canonicalize(&config.dataset) {
         config.dataset = path.to_string_lossy().into_owned();
     }
+}
+
+/// A flag's whole number, with a message saying what one is (clap's would be "invalid digit
+/// found in string" for `-1` and `1.5`).
+fn whole<T: std::str::FromStr>(text: &str) -> Result<T, String> {
+    text.trim()
+        .parse()
+        .map_err(|_| "not a whole number ≥ 0; give one such as 1, 8 or 128".to_string())
 }
 
 /// Everything a run needs before its networks are built, checked.
@@ -285,6 +293,10 @@ fn prepare(args: &PretrainArgs, lead: bool, world: usize) -> Result<Prepared, Us
             | rundir::State::Run {
                 checkpointed: false,
             } => Ok(()),
+            // A run another process trains now: its lock's message names that process.
+            rundir::State::Run { checkpointed: true } if rundir::is_locked(&dir) => {
+                rundir::lock(&dir).map(|_| ())
+            }
             rundir::State::Run { checkpointed: true } => Err(UserError(format!(
                 "{} already holds a run; continue it with --resume, or choose another --out",
                 dir.display()
@@ -304,6 +316,22 @@ fn prepare(args: &PretrainArgs, lead: bool, world: usize) -> Result<Prepared, Us
                 dir.display(),
                 outer.display()
             )));
+        }
+        // The report's pictures would become images of the data set, and a later run would
+        // train on them.
+        let dataset = Path::new(&config.dataset);
+        if dataset.is_dir() {
+            let data_dir = std::fs::canonicalize(dataset)
+                .or_else(|_| std::path::absolute(dataset))
+                .unwrap_or_else(|_| dataset.to_path_buf());
+            if absolute.starts_with(&data_dir) || absolute.starts_with(dataset) {
+                return Err(UserError(format!(
+                    "--out {} is inside the dataset folder {}: the run's files would become \
+                     part of the data; choose an --out outside it",
+                    dir.display(),
+                    config.dataset
+                )));
+            }
         }
         (config, origin, dir, None, None)
     };
@@ -388,6 +416,18 @@ fn prepare(args: &PretrainArgs, lead: bool, world: usize) -> Result<Prepared, Us
                          trained on; restore them, or start a new run with another --out",
                         config.dataset,
                         dir.display()
+                    )));
+                }
+                if progress
+                    .config_crc32
+                    .is_some_and(|saved| saved != config.settings_crc32())
+                {
+                    return Err(UserError(format!(
+                        "{} says other settings than the run was checkpointed with (was it \
+                         edited?); a resumed run keeps its settings (only --epochs and \
+                         --backend may change): put the file back, or start a new run with \
+                         another --out",
+                        dir.join("config.toml").display()
                     )));
                 }
             }
@@ -503,7 +543,7 @@ pub fn pretrain(args: PretrainArgs) -> Result<ExitCode, UserError> {
         epochs: config.epochs,
         steps: trained.step_losses.len(),
         feature_dim,
-        wall_s: started.elapsed().as_secs_f64(),
+        wall_s: trained.wall_before + started.elapsed().as_secs_f64(),
     };
     let pictures = report::write(
         &dir,
@@ -871,6 +911,9 @@ pub fn embed(args: EmbedArgs) -> Result<ExitCode, UserError> {
              or choose another --out",
             labels.display()
         )));
+    }
+    for path in [&args.out, &labels] {
+        rundir::check_replaceable_npy(path)?;
     }
     let (config, checkpoint, data, device) = open_run(&args.run, args.backend.as_deref())?;
     let job = Embed {

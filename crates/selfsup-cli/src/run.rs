@@ -439,6 +439,8 @@ pub struct TrainedAny {
     pub online_probe_acc: f64,
     /// Training throughput.
     pub images_per_s: f64,
+    /// Wall-clock seconds of the run's earlier processes (0 for a run started by this one).
+    pub wall_before: f64,
     /// Final train embeddings.
     pub z_train: Tensor<2>,
     /// Final test embeddings.
@@ -735,6 +737,10 @@ impl Job for PretrainJob<'_> {
             }
         }
         progress.data_crc32 = Some(data_crc32);
+        progress.config_crc32 = Some(config.settings_crc32());
+        // The run's wall time so far: its earlier processes' (up to their last checkpoint)
+        // and this one's.
+        let (session, wall_before) = (Instant::now(), progress.wall_seconds);
         // Every replica starts from rank 0's weights.
         model = selfsup_dist::broadcast_module(model);
 
@@ -852,6 +858,7 @@ impl Job for PretrainJob<'_> {
                     progress.epoch_loss_sum = loss_sum;
                     progress.epoch_probe_correct = correct;
                     progress.epoch_probe_seen = seen;
+                    progress.wall_seconds = wall_before + session.elapsed().as_secs_f64();
                     if lead {
                         checkpoint::save(dir, &model, &optimizer, &progress)?;
                     }
@@ -931,6 +938,7 @@ impl Job for PretrainJob<'_> {
                     100.0 * communicated / elapsed.max(1e-9)
                 );
             }
+            progress.wall_seconds = wall_before + session.elapsed().as_secs_f64();
             let saved = checkpoint::save(dir, &model, &optimizer, &progress)?;
             checkpoint::keep_epoch_model(dir, &saved, epoch + 1)?;
             last = Some((measured, z_train, z_test));
@@ -957,6 +965,7 @@ impl Job for PretrainJob<'_> {
             last,
             online_probe_acc,
             images_per_s: images / progress.train_seconds.max(1e-9),
+            wall_before,
             z_train,
             z_test,
         }))

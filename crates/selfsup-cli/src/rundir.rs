@@ -152,6 +152,39 @@ pub fn check_not_run_file(path: &Path, run: &Path) -> Result<(), UserError> {
     Ok(())
 }
 
+/// Checks that an existing `path` is a file `embed` may replace: a NumPy file (its own kind
+/// of output) outside every run folder. Anything else there — the user's own file, a dataset,
+/// another run's config or checkpoint — is refused, since the write would destroy it.
+///
+/// # Errors
+///
+/// `path` exists and is not a NumPy file, or lies inside a run folder.
+pub fn check_replaceable_npy(path: &Path) -> Result<(), UserError> {
+    let Ok(absolute) = fs::canonicalize(path) else {
+        return Ok(());
+    };
+    if let Some(run) = absolute.ancestors().skip(1).find(|dir| is_marked(dir)) {
+        return Err(UserError(format!(
+            "{} is a file of the run {} and would be replaced; write the output elsewhere",
+            path.display(),
+            run.display()
+        )));
+    }
+    let mut magic = [0u8; 6];
+    let is_npy = fs::File::open(&absolute)
+        .and_then(|mut file| std::io::Read::read_exact(&mut file, &mut magic))
+        .is_ok()
+        && &magic == b"\x93NUMPY";
+    if !is_npy {
+        return Err(UserError(format!(
+            "{} exists and is not a NumPy file; embed replaces only .npy files (its own \
+             outputs): move it, or choose another --out",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Whether another process holds `dir`'s lock now.
 pub fn is_locked(dir: &Path) -> bool {
     fs::OpenOptions::new()

@@ -234,7 +234,14 @@ fn settings_that_cannot_work_with_the_data_are_refused_before_training() {
         "has train/ but no test/",
     );
     // A config that is a device or a huge file is refused, not read into memory.
-    refused(&root, &["--config", "/dev/zero"], "is larger than 1 MiB");
+    refused(&root, &["--config", "/dev/zero"], "is a device, not a file");
+    let huge = root.join("huge.toml");
+    std::fs::write(&huge, "# padding\n".repeat(120_000)).unwrap();
+    refused(
+        &root,
+        &["--config", huge.to_str().unwrap()],
+        "is larger than 1 MiB",
+    );
     // A gzip that inflates far beyond what its IDX header announces.
     let bomb = root.join("bomb");
     std::fs::create_dir_all(&bomb).unwrap();
@@ -328,6 +335,97 @@ fn non_square_and_mixed_size_images_train_and_resizing_is_said() {
     let _ = std::fs::remove_dir_all(&root);
 }
 
+/// The third campaign's data-loss and wrong-result classes: outputs onto the user's files or
+/// another run's, a run inside its own dataset, an edited config.toml under `--resume`, the
+/// wall time of a resumed run.
+#[test]
+fn outputs_never_replace_what_the_user_has_and_edited_runs_are_not_resumed() {
+    let root = scratch("third-campaign");
+    let run = root.join("run");
+    let (_, first) = finished_run(&tiny_run(&run, &[]), &run);
+    // embed --out onto a file that is not its own output, or into a run: refused, intact.
+    let mine = root.join("notes.txt");
+    std::fs::write(&mine, "mine").unwrap();
+    let run_arg = run.to_str().unwrap();
+    assert_user_error(
+        &selfsup(&["embed", run_arg, "--out", mine.to_str().unwrap()]),
+        "is not a NumPy file",
+    );
+    assert_eq!(std::fs::read_to_string(&mine).unwrap(), "mine");
+    let other = root.join("other");
+    finished_run(&tiny_run(&other, &[]), &other);
+    let config = other.join("config.toml");
+    let before = std::fs::read(&config).unwrap();
+    assert_user_error(
+        &selfsup(&["embed", run_arg, "--out", config.to_str().unwrap()]),
+        "is a file of the run",
+    );
+    assert_eq!(std::fs::read(&config).unwrap(), before);
+    // A new run inside the folder it trains on would train later runs on its pictures.
+    let images = root.join("images");
+    image_classes(&images, 15);
+    let inside = images.join("run");
+    assert_user_error(
+        &selfsup(&[
+            "pretrain",
+            "--dataset",
+            images.to_str().unwrap(),
+            "--out",
+            inside.to_str().unwrap(),
+        ]),
+        "is inside the dataset folder",
+    );
+    assert!(!inside.exists(), "a refused start leaves no folder");
+    // config.toml edited behind the checkpoint's back: refused, not resumed on other settings.
+    let text = std::fs::read_to_string(other.join("config.toml")).unwrap();
+    let edited = text.replace("seed = 0", "seed = 7");
+    assert_ne!(text, edited, "the run's config has a seed line");
+    std::fs::write(other.join("config.toml"), &edited).unwrap();
+    assert_user_error(
+        &selfsup(&[
+            "pretrain",
+            "--resume",
+            "--out",
+            other.to_str().unwrap(),
+            "--epochs",
+            "2",
+        ]),
+        "says other settings than the run was checkpointed with",
+    );
+    // FIFOs as inputs are refused, not opened (which would wait forever for a writer).
+    let fifo = |path: &Path| {
+        assert!(Command::new("mkfifo").arg(path).status().unwrap().success());
+    };
+    let config_fifo = root.join("config.toml");
+    fifo(&config_fifo);
+    refused(
+        &root,
+        &["--config", config_fifo.to_str().unwrap()],
+        "is a FIFO (named pipe), not a file",
+    );
+    let csv_fifo = root.join("table.csv");
+    fifo(&csv_fifo);
+    refused(
+        &root,
+        &["--dataset", csv_fifo.to_str().unwrap()],
+        "is a FIFO (named pipe), not a file",
+    );
+    fifo(&images.join("a").join("zz.png"));
+    refused(
+        &root,
+        &["--dataset", images.to_str().unwrap()],
+        "is a FIFO (named pipe), not a file",
+    );
+    // A resumed run's wall time includes the first process's.
+    let resumed = selfsup(&["pretrain", "--resume", "--out", run_arg, "--epochs", "3"]);
+    let (_, after) = finished_run(&resumed, &run);
+    assert!(
+        after["wall_s"].as_f64().unwrap() > first["wall_s"].as_f64().unwrap(),
+        "{first} / {after}"
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}
+
 #[test]
 fn messages_name_what_the_user_typed_with_short_numbers() {
     let root = scratch("messages");
@@ -353,6 +451,14 @@ fn messages_name_what_the_user_typed_with_short_numbers() {
     );
     // The argument parser's mistakes are one line too.
     refused(&root, &["--batch", "-1"], "invalid value '-1' for '--batch");
+    refused(&root, &["--probe-epochs", "1.5"], "not a whole number ≥ 0");
+    // `-inf` is a value, not the short options `-i -n -f`.
+    refused(
+        &root,
+        &["--lr", "-inf"],
+        "--lr must be a positive number, got -inf",
+    );
+    assert_user_error(&selfsup(&[]), "which command?");
     refused(
         &root,
         &["--no-such-flag"],

@@ -20,6 +20,7 @@ pub struct IdxArray {
 
 /// Reads a file, decompressing it when its name ends in `.gz`.
 pub(crate) fn read_bytes(path: &Path) -> Result<Vec<u8>, DataError> {
+    crate::check_regular_file(path)?;
     let raw = std::fs::read(path).map_err(|e| DataError::new(path, format!("cannot read: {e}")))?;
     if path.extension().is_some_and(|e| e == "gz") {
         gunzip_idx(&raw, path)

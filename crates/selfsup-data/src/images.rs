@@ -37,8 +37,13 @@ fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
 }
 
 /// `(path, class index)` of every image under `dir`: one sub-folder per class (sorted names
-/// give the indices), or images directly in `dir` (unlabelled, class 0).
-fn list(dir: &Path, classes: &mut Vec<String>) -> Result<Vec<(PathBuf, u8)>, DataError> {
+/// give the indices), or images directly in `dir` (unlabelled, class 0). A sub-folder without
+/// images is no class (a class no sample has would skew every accuracy): it goes to `empty`.
+fn list(
+    dir: &Path,
+    classes: &mut Vec<String>,
+    empty: &mut Vec<PathBuf>,
+) -> Result<Vec<(PathBuf, u8)>, DataError> {
     let entries = sorted_entries(dir)?;
     let folders: Vec<&PathBuf> = entries.iter().filter(|p| p.is_dir()).collect();
     let loose: Vec<&PathBuf> = entries.iter().filter(|p| is_image(p)).collect();
@@ -62,6 +67,14 @@ fn list(dir: &Path, classes: &mut Vec<String>) -> Result<Vec<(PathBuf, u8)>, Dat
     }
     let mut out = Vec::new();
     for folder in folders {
+        let images: Vec<PathBuf> = sorted_entries(folder)?
+            .into_iter()
+            .filter(|p| is_image(p))
+            .collect();
+        if images.is_empty() {
+            empty.push(folder.clone());
+            continue;
+        }
         let name = folder
             .file_name()
             .unwrap_or_default()
@@ -75,9 +88,17 @@ fn list(dir: &Path, classes: &mut Vec<String>) -> Result<Vec<(PathBuf, u8)>, Dat
             }
         };
         if class > 255 {
-            return Err(DataError::new(dir, "more than 256 class folders"));
+            return Err(DataError::new(
+                dir,
+                format!(
+                    "has more than 256 class folders with images ({} at least); selfsup's labels \
+                     take up to 256 classes: merge classes, or use a folder without class \
+                     sub-folders for unlabelled pretraining",
+                    classes.len()
+                ),
+            ));
         }
-        for file in sorted_entries(folder)?.into_iter().filter(|p| is_image(p)) {
+        for file in images {
             out.push((file, class as u8));
         }
     }
@@ -127,6 +148,7 @@ fn decode(
 
 /// What the header of an image file says: `[height, width]` and whether it has colour.
 fn header(path: &Path) -> Result<([u32; 2], bool), DataError> {
+    crate::check_regular_file(path)?;
     let decoder = image::ImageReader::open(path)
         .map_err(|e| DataError::new(path, format!("cannot read: {e}")))?
         .with_guessed_format()
@@ -180,6 +202,7 @@ pub fn image_folder(dir: &Path) -> Result<Split, DataError> {
 /// As [`image_folder`].
 pub fn image_folder_with_warnings(dir: &Path) -> Result<(Split, Vec<String>), DataError> {
     let mut classes = Vec::new();
+    let mut empty = Vec::new();
     let (has_train, has_test) = (dir.join("train").is_dir(), dir.join("test").is_dir());
     if has_train != has_test {
         let (found, missing) = if has_train {
@@ -196,11 +219,11 @@ pub fn image_folder_with_warnings(dir: &Path) -> Result<(Split, Vec<String>), Da
         ));
     }
     let (train, test) = if has_train && has_test {
-        let train = list(&dir.join("train"), &mut classes)?;
-        let test = list(&dir.join("test"), &mut classes)?;
+        let train = list(&dir.join("train"), &mut classes, &mut empty)?;
+        let test = list(&dir.join("test"), &mut classes, &mut empty)?;
         (train, test)
     } else {
-        let all = list(dir, &mut classes)?;
+        let all = list(dir, &mut classes, &mut empty)?;
         let mut seen = vec![0usize; 256];
         let (mut train, mut test) = (Vec::new(), Vec::new());
         for item in all {
@@ -252,6 +275,16 @@ pub fn image_folder_with_warnings(dir: &Path) -> Result<(Split, Vec<String>), Da
         ));
     }
     let mut warnings = Vec::new();
+    if let Some(first) = empty.first() {
+        warnings.push(format!(
+            "{}: {} class folder(s) without images, such as {}, are no class (they would \
+             count in every accuracy as a class no sample has); put images in them or remove \
+             them",
+            dir.display(),
+            empty.len(),
+            first.display()
+        ));
+    }
     let odd: Vec<usize> = (0..files.len()).filter(|&i| sizes[i] != size).collect();
     if let Some(&first) = odd.first() {
         let [h, w] = sizes[first];

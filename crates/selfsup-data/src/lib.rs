@@ -35,6 +35,36 @@ pub fn short(value: f64) -> String {
     }
 }
 
+/// Checks that `path` is a regular file before it is read: a FIFO would block the reader
+/// forever, and a device or socket is no data set.
+///
+/// # Errors
+///
+/// `path` exists and is a folder, FIFO, device or socket (a missing file is left to the
+/// reader, whose error says so).
+pub fn check_regular_file(path: &Path) -> Result<(), DataError> {
+    use std::os::unix::fs::FileTypeExt;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(());
+    };
+    let kind = meta.file_type();
+    let what = if kind.is_file() {
+        return Ok(());
+    } else if kind.is_dir() {
+        "a folder"
+    } else if kind.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "a device"
+    };
+    Err(DataError::new(
+        path,
+        format!("is {what}, not a file; give a regular file"),
+    ))
+}
+
 /// Images with labels, stored as bytes (0 = black, 255 = full intensity).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ImageSet {

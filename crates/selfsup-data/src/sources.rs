@@ -164,6 +164,8 @@ pub fn cache_dir() -> PathBuf {
 pub fn idx_folder(dir: &Path) -> Result<Split, DataError> {
     let find = |stem: &str| -> Result<PathBuf, DataError> {
         let (raw, gz) = (dir.join(stem), dir.join(format!("{stem}.gz")));
+        crate::check_regular_file(&raw)?;
+        crate::check_regular_file(&gz)?;
         match (raw.is_file(), gz.is_file()) {
             (true, true) => {
                 if idx::read_bytes(&raw)? != idx::read_bytes(&gz)? {
@@ -251,7 +253,7 @@ pub fn load_with_warnings(name: &str) -> Result<(Split, Vec<String>), DataError>
             if dir.is_dir() {
                 let has_idx = ["train-images-idx3-ubyte", "train-images-idx3-ubyte.gz"]
                     .iter()
-                    .any(|name| dir.join(name).is_file());
+                    .any(|name| dir.join(name).exists());
                 if has_idx {
                     Ok((idx_folder(dir)?, Vec::new()))
                 } else {

@@ -185,6 +185,7 @@ pub fn parse_csv(text: &str, labelled: bool, path: &Path) -> Result<Table, DataE
 /// An unreadable file, or the errors of [`parse_csv`].
 pub fn read_csv(path: impl AsRef<Path>, labelled: bool) -> Result<Table, DataError> {
     let path = path.as_ref();
+    crate::check_regular_file(path)?;
     let raw = std::fs::read(path).map_err(|e| DataError::new(path, format!("cannot read: {e}")))?;
     let bytes = if path.extension().is_some_and(|e| e == "gz") {
         crate::idx::gunzip(&raw, path)?

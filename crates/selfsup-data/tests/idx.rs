@@ -209,6 +209,21 @@ mod image_folders {
             image_folder_with_warnings(&same).unwrap().1,
             Vec::<String>::new()
         );
+        // A class folder without images is no class (labels stay 0 and 1), and is named.
+        for i in 0..3 {
+            std::fs::remove_file(same.join(format!("{i}.png"))).unwrap();
+        }
+        write_png(&same.join("yy").join("0.png"), 5, 1);
+        write_png(&same.join("zz").join("0.png"), 5, 2);
+        std::fs::create_dir_all(same.join("aa-empty")).unwrap();
+        let (split, warnings) = image_folder_with_warnings(&same).unwrap();
+        assert_eq!(split.train.classes, 2);
+        assert_eq!(split.train.labels, vec![0, 1]);
+        assert_eq!(split.train.class_names, vec!["yy", "zz"]);
+        assert!(
+            warnings.len() == 1 && warnings[0].contains("1 class folder(s) without images"),
+            "{warnings:?}"
+        );
         let _ = std::fs::remove_dir_all(&same);
     }
 
