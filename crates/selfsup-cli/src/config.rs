@@ -411,6 +411,14 @@ impl RunConfig {
                 ));
             }
         }
+        if self.lr < 1e-12 {
+            return bad(format!(
+                "{} must be at least 1e-12 (a smaller step changes no float32 weight: the run \
+                 would train nothing), got {}",
+                at("lr"),
+                short(self.lr)
+            ));
+        }
         if self.temperature < 1e-4 {
             return bad(format!(
                 "{} must be at least 1e-4 (below, the logits 1/temperature and their gradients \
@@ -683,7 +691,16 @@ fn read_config_text(path: &Path) -> Result<String, UserError> {
 
 /// A TOML error on one line.
 fn one_line(e: &impl std::fmt::Display) -> String {
-    e.to_string().replace('\n', " ").trim().to_string()
+    // serde names the Rust types it expected; a user knows the TOML shapes.
+    e.to_string()
+        .replace('\n', " ")
+        .replace("struct Pipeline", "a view: a table with steps = [...]")
+        .replace(
+            "enum Augmentation",
+            "an augmentation: a table with op = \"...\"",
+        )
+        .trim()
+        .to_string()
 }
 
 #[cfg(test)]

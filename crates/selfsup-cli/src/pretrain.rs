@@ -131,10 +131,17 @@ fn backend_device(name: &str) -> Result<(Backend, Device), UserError> {
 /// of that file.
 fn run_config(dir: &Path) -> Result<(RunConfig, Origin), UserError> {
     let path = dir.join("config.toml");
-    if !path.is_file() {
+    let is_run = matches!(rundir::inspect(dir), Ok(rundir::State::Run { .. }));
+    if !path.is_file() || !is_run {
         return Err(UserError(format!(
-            "{} is not a selfsup run directory (no config.toml)",
-            dir.display()
+            "{} is not a selfsup run directory (no {}); give a folder that `selfsup pretrain \
+             --out` wrote",
+            dir.display(),
+            if path.is_file() {
+                ".selfsup-run marker or checkpoints"
+            } else {
+                "config.toml"
+            }
         )));
     }
     let config = RunConfig::load(&path)?;

@@ -81,9 +81,14 @@ impl Data {
         }
         if split.train.len() < config.batch {
             return Err(UserError(format!(
-                "--batch {} is larger than the {} training samples; lower --batch or raise --limit",
+                "--batch {} is larger than the {} training samples; lower --batch{}",
                 config.batch,
-                split.train.len()
+                split.train.len(),
+                if config.limit.is_some() {
+                    " or raise --limit"
+                } else {
+                    ""
+                }
             )));
         }
         if split.train.is_table() && config.encoder != "mlp" {

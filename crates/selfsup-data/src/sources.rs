@@ -142,10 +142,10 @@ fn parse_digits(text: &str, path: &Path) -> Result<ImageSet, DataError> {
 /// The cache that `selfsup data fetch` and `cargo xtask setup` fill: `$SELFSUP_CACHE`, else
 /// `$XDG_CACHE_HOME/selfsup`, else `~/.cache/selfsup`.
 pub fn cache_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("SELFSUP_CACHE") {
+    if let Some(dir) = std::env::var_os("SELFSUP_CACHE").filter(|d| !d.is_empty()) {
         return PathBuf::from(dir);
     }
-    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
         return PathBuf::from(dir).join("selfsup");
     }
     let home = std::env::var_os("HOME").unwrap_or_else(|| ".".into());
