@@ -21,7 +21,7 @@ pub struct GoldenArgs {
 
 pub fn run(args: GoldenArgs) -> Result<ExitCode, UserError> {
     let backends = match &args.backends {
-        Some(list) => parse_backends(list)?,
+        Some(list) => parse_backends("--backends", list)?,
         None => vec![Backend::from_env().map_err(|e| UserError(e.to_string()))?],
     };
     let file = GoldenFile::load(&args.file).map_err(|e| UserError(e.to_string()))?;

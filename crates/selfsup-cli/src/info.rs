@@ -14,7 +14,7 @@ pub struct InfoArgs {
 
 pub fn run(args: InfoArgs) -> Result<ExitCode, UserError> {
     let (backends, strict) = match &args.require {
-        Some(list) => (parse_backends(list)?, true),
+        Some(list) => (parse_backends("--require", list)?, true),
         None => (Backend::compiled(), false),
     };
     println!(

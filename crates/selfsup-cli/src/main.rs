@@ -86,7 +86,7 @@ impl std::fmt::Display for UserError {
 }
 
 /// Parses a comma-separated backend list, checking each is compiled in.
-pub fn parse_backends(list: &str) -> Result<Vec<Backend>, UserError> {
+pub fn parse_backends(flag: &str, list: &str) -> Result<Vec<Backend>, UserError> {
     let mut out = Vec::new();
     for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let backend = name
@@ -99,7 +99,7 @@ pub fn parse_backends(list: &str) -> Result<Vec<Backend>, UserError> {
     }
     if out.is_empty() {
         return Err(UserError(format!(
-            "--backends '{list}' names no backend; use e.g. --backends flex,wgpu"
+            "{flag} '{list}' names no backend; use e.g. {flag} flex,wgpu"
         )));
     }
     Ok(out)
@@ -218,11 +218,18 @@ fn parse() -> Result<Cli, ExitCode> {
         }
         Err(e) => {
             let text = e.to_string();
-            let first = text
-                .lines()
-                .find(|l| !l.trim().is_empty())
+            let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+            let mut first = lines
+                .next()
                 .unwrap_or("bad arguments")
-                .trim_start_matches("error: ");
+                .trim_start_matches("error: ")
+                .to_string();
+            // "the following required arguments were not provided:" lists them below.
+            if first.ends_with(':')
+                && let Some(next) = lines.next()
+            {
+                first = format!("{first} {}", next.trim());
+            }
             let hint = text
                 .lines()
                 .find(|l| l.trim_start().starts_with("tip:"))

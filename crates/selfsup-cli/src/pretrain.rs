@@ -289,6 +289,18 @@ fn prepare(args: &PretrainArgs, lead: bool, world: usize) -> Result<Prepared, Us
             config.encoder = "mlp".into();
         }
         resolve_dataset(&mut config);
+        let named = selfsup_data::sources::NAMED.contains(&config.dataset.as_str());
+        if !named && !Path::new(&config.dataset).exists() {
+            let from = std::env::current_dir()
+                .map(|d| format!(" (a relative path is taken from {})", d.display()))
+                .unwrap_or_default();
+            return Err(UserError(format!(
+                "{} '{}' is neither a dataset name ({}) nor an existing folder or CSV file{from}",
+                origin.name("dataset"),
+                config.dataset,
+                selfsup_data::sources::NAMED.join(", ")
+            )));
+        }
         let dir = run::run_dir(args.out.clone(), &config);
         // Every rank trains into rank 0's choice.
         let mut name = dir.to_string_lossy().into_owned().into_bytes();

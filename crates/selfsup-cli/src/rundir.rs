@@ -99,7 +99,17 @@ pub fn lock(dir: &Path) -> Result<RunLock, UserError> {
     fs::create_dir_all(dir)
         .map_err(|e| UserError(format!("cannot create {}: {e}", dir.display())))?;
     let path = dir.join(LOCK);
-    let io = |e: std::io::Error| UserError(format!("cannot lock {}: {e}", dir.display()));
+    let io = |e: std::io::Error| {
+        if e.kind() == std::io::ErrorKind::PermissionDenied {
+            UserError(format!(
+                "{} is not writable by this user (permission denied); choose an --out you may \
+                 write to",
+                dir.display()
+            ))
+        } else {
+            UserError(format!("cannot lock {}: {e}", dir.display()))
+        }
+    };
     let mut file = fs::OpenOptions::new()
         .read(true)
         .write(true)

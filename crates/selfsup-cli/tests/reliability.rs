@@ -467,6 +467,12 @@ fn messages_name_what_the_user_typed_with_short_numbers() {
     // A path with a newline is shown escaped: still one line.
     assert_user_error(&selfsup(&["eval", "no\nsuch"]), "no\\nsuch");
     // A value from a --config file is named as its key there, not as a flag.
+    let missing = config_file(&root, "missing.toml", "dataset = \"no-such-png16\"\n");
+    refused(
+        &root,
+        &["--config", &missing],
+        &format!("dataset in {missing} 'no-such-png16' is neither a dataset name"),
+    );
     let file = config_file(&root, "bad.toml", "hidden_dim = 0\n");
     refused(
         &root,

@@ -118,11 +118,20 @@ pub fn parse_csv(text: &str, labelled: bool, path: &Path) -> Result<Table, DataE
         for (column, field) in fields[..feature_fields].iter().enumerate() {
             match field.parse::<f32>() {
                 Ok(value) if value.is_finite() => features.push(value),
-                _ => {
+                parsed => {
+                    let why = match parsed {
+                        Ok(_) if field.trim().parse::<f64>().is_ok_and(f64::is_finite) => {
+                            "is beyond the range of 32-bit floats (±3.4e38)"
+                        }
+                        _ if field.trim().starts_with('"') || field.trim().starts_with('\'') => {
+                            "is quoted; selfsup reads plain numbers (remove the quotes)"
+                        }
+                        _ => "is not a finite number",
+                    };
                     return Err(DataError::new(
                         path,
                         format!(
-                            "line {}, column {}: '{field}' is not a finite number",
+                            "line {}, column {}: '{field}' {why}",
                             number + 1,
                             column + 1
                         ),
