@@ -399,9 +399,9 @@ mod tests {
             }
         }
         let glyph = font8x8::legacy::BASIC_LEGACY[b'k' as usize];
-        for row in 0..8 {
+        for (row, bits) in glyph.iter().enumerate() {
             for col in 0..8 {
-                let want = glyph[row] & (1 << col) != 0;
+                let want = bits & (1 << col) != 0;
                 assert_eq!(inked(&canvas, 40 + row as i64, 60 - col as i64), want);
             }
         }
