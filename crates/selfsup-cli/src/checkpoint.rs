@@ -377,7 +377,8 @@ pub fn latest(dir: &Path) -> Result<Option<PathBuf>, UserError> {
     }
     Err(UserError(format!(
         "{}: no intact checkpoint (latest {why}; {} checkpoint folders, none complete with \
-         matching checksums); the run cannot continue: start a new run with another --out",
+         matching checksums); neither --resume nor eval/embed can use the run: start a new \
+         run with another --out (its per-epoch models, checkpoints/epoch-NNNN.bpk, are kept)",
         root.display(),
         steps.len()
     )))

@@ -210,10 +210,17 @@ fn parse() -> Result<Cli, ExitCode> {
                     | clap::error::ErrorKind::MissingSubcommand
             ) =>
         {
-            eprintln!(
-                "error: which command? give one of pretrain, eval, embed, data fetch, info, \
-                 golden (see --help)"
-            );
+            if std::env::args().nth(1).as_deref() == Some("data") {
+                eprintln!(
+                    "error: which data command? give `data fetch fashion-mnist|mnist|all` (see \
+                     data --help)"
+                );
+            } else {
+                eprintln!(
+                    "error: which command? give one of pretrain, eval, embed, data fetch, info, \
+                     golden (see --help)"
+                );
+            }
             Err(ExitCode::from(2))
         }
         Err(e) => {

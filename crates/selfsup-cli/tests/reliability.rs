@@ -459,6 +459,7 @@ fn messages_name_what_the_user_typed_with_short_numbers() {
         "--lr must be a positive number, got -inf",
     );
     assert_user_error(&selfsup(&[]), "which command?");
+    assert_user_error(&selfsup(&["data"]), "give `data fetch");
     refused(
         &root,
         &["--no-such-flag"],
