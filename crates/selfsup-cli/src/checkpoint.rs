@@ -149,12 +149,31 @@ struct FileSum {
 }
 
 fn file_sum(dir: &Path, name: &str) -> Option<FileSum> {
-    let bytes = fs::read(dir.join(name)).ok()?;
+    let path = dir.join(name);
+    // A FIFO would block the read and a device never end it: only regular files have sums.
+    if !fs::metadata(&path).is_ok_and(|m| m.is_file()) {
+        return None;
+    }
+    let bytes = fs::read(&path).ok()?;
     Some(FileSum {
         name: name.to_string(),
         bytes: bytes.len() as u64,
         crc32: crc32fast::hash(&bytes),
     })
+}
+
+/// A run's small text file (pointer, manifest, progress, sum): read only when it is a regular
+/// file of at most 1 MiB, so a FIFO or a link to a device put in its place cannot block or
+/// exhaust the reader.
+fn read_small(path: &Path) -> std::io::Result<String> {
+    let meta = fs::metadata(path)?;
+    if !meta.is_file() || meta.len() > 1 << 20 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "not a regular file of at most 1 MiB",
+        ));
+    }
+    fs::read_to_string(path)
 }
 
 /// Whether `checkpoint` is complete and unaltered. In a run from before manifests existed
@@ -175,7 +194,7 @@ fn intact(checkpoint: &Path) -> bool {
         .parent()
         .and_then(Path::parent)
         .is_some_and(|run| !crate::rundir::is_marked(run));
-    match fs::read_to_string(checkpoint.join(MANIFEST)) {
+    match read_small(&checkpoint.join(MANIFEST)) {
         Ok(_) => sums_match(checkpoint),
         Err(_) => {
             legacy
@@ -188,7 +207,7 @@ fn intact(checkpoint: &Path) -> bool {
 
 /// Whether the checkpoint's manifest lists its three files with their present sizes and sums.
 fn sums_match(checkpoint: &Path) -> bool {
-    fs::read_to_string(checkpoint.join(MANIFEST))
+    read_small(&checkpoint.join(MANIFEST))
         .ok()
         .and_then(|text| serde_json::from_str::<Manifest>(&text).ok())
         .is_some_and(|manifest| {
@@ -297,7 +316,7 @@ pub fn save<M: Module>(
 pub fn latest(dir: &Path) -> Result<Option<PathBuf>, UserError> {
     let root = dir.join("checkpoints");
     let pointer = root.join(LATEST);
-    let named = match fs::read_to_string(&pointer) {
+    let named = match read_small(&pointer) {
         Ok(name) => Some(name.trim().to_string()).filter(|name| step_of(name).is_some()),
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
             return Err(not_readable(&pointer));
@@ -413,7 +432,7 @@ fn not_readable(path: &Path) -> UserError {
 /// Reads a checkpoint's progress.
 pub fn progress(checkpoint: &Path) -> Result<Progress, UserError> {
     let path = checkpoint.join(PROGRESS);
-    let text = fs::read_to_string(&path).map_err(|e| io_error(&path, e))?;
+    let text = read_small(&path).map_err(|e| io_error(&path, e))?;
     serde_json::from_str(&text).map_err(|e| io_error(&path, format!("not a progress file: {e}")))
 }
 
@@ -501,7 +520,7 @@ fn sum_path(model: &Path) -> PathBuf {
 /// Loads weights from a model file (a checkpoint's or a kept epoch's) into `model`; an epoch
 /// model with a sum file must match it.
 pub fn load_model_file<M: Module>(path: &Path, model: M) -> Result<M, UserError> {
-    if let Ok(text) = fs::read_to_string(sum_path(path)) {
+    if let Ok(text) = read_small(&sum_path(path)) {
         let want: Option<FileSum> = serde_json::from_str(&text).ok();
         let bytes = fs::read(path).map_err(|e| io_error(path, e))?;
         let matches = want

@@ -171,6 +171,39 @@ fn whole<T: std::str::FromStr>(text: &str) -> Result<T, String> {
         .map_err(|_| "not a whole number ≥ 0; give one such as 1, 8 or 128".to_string())
 }
 
+/// Refuses a run whose data or settings changed since `progress` was checkpointed: a resume
+/// would go on, and an evaluation would report, on something else than what was trained.
+fn check_unchanged(
+    progress: &checkpoint::Progress,
+    config: &RunConfig,
+    data: &Data,
+    dir: &Path,
+) -> Result<(), UserError> {
+    // Same name, same size, other samples.
+    let now = data.split.crc32();
+    if let Some(saved) = progress.data_crc32.filter(|&saved| saved != now) {
+        return Err(UserError(format!(
+            "the data in {} changed since the run in {} was checkpointed (CRC-32 \
+             {saved:08x}, now {now:08x}): the run must see the samples it trained on; \
+             restore them, or start a new run with another --out",
+            config.dataset,
+            dir.display()
+        )));
+    }
+    if progress
+        .config_crc32
+        .is_some_and(|saved| saved != config.settings_crc32())
+    {
+        return Err(UserError(format!(
+            "{} says other settings than the run was checkpointed with (was it edited?); a \
+             run keeps its settings (only --epochs and --backend may change): put the file \
+             back, or start a new run with another --out",
+            dir.join("config.toml").display()
+        )));
+    }
+    Ok(())
+}
+
 /// Everything a run needs before its networks are built, checked.
 struct Prepared {
     config: RunConfig,
@@ -426,29 +459,7 @@ fn prepare(args: &PretrainArgs, lead: bool, world: usize) -> Result<Prepared, Us
             Some(found) => {
                 let progress = checkpoint::progress(found)?;
                 progress.check(data.steps_per_epoch(&config), found)?;
-                // Same name, same size, other samples: the run would go on on other data.
-                let now = data.split.crc32();
-                if let Some(saved) = progress.data_crc32.filter(|&saved| saved != now) {
-                    return Err(UserError(format!(
-                        "the data in {} changed since the run in {} was checkpointed (CRC-32 \
-                         {saved:08x}, now {now:08x}): a resumed run must see the samples it \
-                         trained on; restore them, or start a new run with another --out",
-                        config.dataset,
-                        dir.display()
-                    )));
-                }
-                if progress
-                    .config_crc32
-                    .is_some_and(|saved| saved != config.settings_crc32())
-                {
-                    return Err(UserError(format!(
-                        "{} says other settings than the run was checkpointed with (was it \
-                         edited?); a resumed run keeps its settings (only --epochs and \
-                         --backend may change): put the file back, or start a new run with \
-                         another --out",
-                        dir.join("config.toml").display()
-                    )));
-                }
+                check_unchanged(&progress, &config, &data, &dir)?;
             }
             None if lead => eprintln!(
                 "{} has no checkpoint yet: starting it from step 0",
@@ -560,7 +571,7 @@ pub fn pretrain(args: PretrainArgs) -> Result<ExitCode, UserError> {
         train_images: data.split.train.len(),
         test_images: data.split.test.len(),
         epochs: config.epochs,
-        steps: trained.step_losses.len(),
+        steps: trained.steps,
         feature_dim,
         wall_s: trained.wall_before + started.elapsed().as_secs_f64(),
     };
@@ -686,7 +697,8 @@ fn open_run(
     })?;
     let (_, device) = backend_device(&config.backend)?;
     let data = Data::load(&config)?;
-    // The data may have changed since the run was trained: check it against the settings.
+    // The data or config.toml may have changed since the run was trained.
+    check_unchanged(&checkpoint::progress(&found)?, &config, &data, run)?;
     plan::check(&config, &data, &origin)?;
     Ok((config, found, data, device))
 }
@@ -932,7 +944,7 @@ pub fn embed(args: EmbedArgs) -> Result<ExitCode, UserError> {
         )));
     }
     for path in [&args.out, &labels] {
-        rundir::check_replaceable_npy(path)?;
+        rundir::check_new_output(path)?;
     }
     let (config, checkpoint, data, device) = open_run(&args.run, args.backend.as_deref())?;
     let job = Embed {

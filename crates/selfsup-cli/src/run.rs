@@ -444,6 +444,8 @@ pub struct TrainedAny {
     pub online_probe_acc: f64,
     /// Training throughput.
     pub images_per_s: f64,
+    /// Steps the run has taken (from its step counter, whatever steps.csv holds).
+    pub steps: usize,
     /// Wall-clock seconds of the run's earlier processes (0 for a run started by this one).
     pub wall_before: f64,
     /// Final train embeddings.
@@ -970,6 +972,7 @@ impl Job for PretrainJob<'_> {
             last,
             online_probe_acc,
             images_per_s: images / progress.train_seconds.max(1e-9),
+            steps: progress.step,
             wall_before,
             z_train,
             z_test,

@@ -162,14 +162,14 @@ pub fn check_not_run_file(path: &Path, run: &Path) -> Result<(), UserError> {
     Ok(())
 }
 
-/// Checks that an existing `path` is a file `embed` may replace: a NumPy file (its own kind
-/// of output) outside every run folder. Anything else there — the user's own file, a dataset,
-/// another run's config or checkpoint — is refused, since the write would destroy it.
+/// Checks that `path` is free for a new output file: `embed` never replaces a file — the
+/// user's own (even a NumPy file), a dataset, another run's config or checkpoint — since
+/// nothing tells those from an earlier output.
 ///
 /// # Errors
 ///
-/// `path` exists and is not a NumPy file, or lies inside a run folder.
-pub fn check_replaceable_npy(path: &Path) -> Result<(), UserError> {
+/// `path` exists (inside a run folder: naming the run).
+pub fn check_new_output(path: &Path) -> Result<(), UserError> {
     let Ok(absolute) = fs::canonicalize(path) else {
         return Ok(());
     };
@@ -180,19 +180,11 @@ pub fn check_replaceable_npy(path: &Path) -> Result<(), UserError> {
             run.display()
         )));
     }
-    let mut magic = [0u8; 6];
-    let is_npy = fs::File::open(&absolute)
-        .and_then(|mut file| std::io::Read::read_exact(&mut file, &mut magic))
-        .is_ok()
-        && &magic == b"\x93NUMPY";
-    if !is_npy {
-        return Err(UserError(format!(
-            "{} exists and is not a NumPy file; embed replaces only .npy files (its own \
-             outputs): move it, or choose another --out",
-            path.display()
-        )));
-    }
-    Ok(())
+    Err(UserError(format!(
+        "{} exists, and embed writes only new files (it cannot tell an earlier output from a \
+         file of yours): remove it, or choose another --out",
+        path.display()
+    )))
 }
 
 /// Whether another process holds `dir`'s lock now.

@@ -349,7 +349,7 @@ fn outputs_never_replace_what_the_user_has_and_edited_runs_are_not_resumed() {
     let run_arg = run.to_str().unwrap();
     assert_user_error(
         &selfsup(&["embed", run_arg, "--out", mine.to_str().unwrap()]),
-        "is not a NumPy file",
+        "embed writes only new files",
     );
     assert_eq!(std::fs::read_to_string(&mine).unwrap(), "mine");
     let other = root.join("other");
@@ -392,6 +392,24 @@ fn outputs_never_replace_what_the_user_has_and_edited_runs_are_not_resumed() {
         ]),
         "says other settings than the run was checkpointed with",
     );
+    // eval and embed check the same: no report on settings the run was not trained with.
+    assert_user_error(
+        &selfsup(&["eval", other.to_str().unwrap(), "--metrics", "knn"]),
+        "says other settings than the run was checkpointed with",
+    );
+    // A run's pointer made a link to a device: never read (it would not end).
+    let pointer = run.join("checkpoints").join("latest");
+    let kept = std::fs::read(&pointer).unwrap();
+    std::fs::remove_file(&pointer).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &pointer).unwrap();
+    let out = selfsup(&["eval", run_arg, "--metrics", "knn"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_file(&pointer).unwrap();
+    std::fs::write(&pointer, kept).unwrap();
     // FIFOs as inputs are refused, not opened (which would wait forever for a writer).
     let fifo = |path: &Path| {
         assert!(Command::new("mkfifo").arg(path).status().unwrap().success());
@@ -402,6 +420,12 @@ fn outputs_never_replace_what_the_user_has_and_edited_runs_are_not_resumed() {
         &root,
         &["--config", config_fifo.to_str().unwrap()],
         "is a FIFO (named pipe), not a file",
+    );
+    let golden_fifo = root.join("golden.json");
+    fifo(&golden_fifo);
+    assert_user_error(
+        &selfsup(&["golden", golden_fifo.to_str().unwrap()]),
+        "not a regular file",
     );
     let csv_fifo = root.join("table.csv");
     fifo(&csv_fifo);

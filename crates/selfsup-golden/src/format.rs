@@ -138,6 +138,14 @@ impl GoldenFile {
             path: shown.clone(),
             source,
         };
+        if let Ok(meta) = std::fs::metadata(path)
+            && !meta.is_file()
+        {
+            return Err(GoldenError::Invalid {
+                path: shown,
+                message: "not a regular file (a folder, FIFO or device); give a golden file".into(),
+            });
+        }
         let mut bytes = Vec::new();
         std::fs::File::open(path)
             .and_then(|file| file.take(MAX_BYTES + 1).read_to_end(&mut bytes))
