@@ -571,7 +571,8 @@ impl RunConfig {
         let contrastive = ["simclr", "moco", "moco-v3", "supcon"].contains(&self.method.as_str());
         if contrastive && !(0.01..=10.0).contains(&self.temperature) {
             out.push(format!(
-                "{} = {} is outside the usual 0.05–1 for contrastive losses",
+                "{} = {} is outside the usual range of contrastive losses (0.05–1 is \
+                 typical; this warning is given below 0.01 and above 10)",
                 at("temperature"),
                 short(self.temperature)
             ));
