@@ -166,9 +166,14 @@ fn resolve_dataset(config: &mut RunConfig) {
 /// A flag's whole number, with a message saying what one is (clap's would be "invalid digit
 /// found in string" for `-1` and `1.5`).
 fn whole<T: std::str::FromStr>(text: &str) -> Result<T, String> {
-    text.trim()
-        .parse()
-        .map_err(|_| "not a whole number ≥ 0; give one such as 1, 8 or 128".to_string())
+    let digits = text.trim();
+    digits.parse().map_err(|_| {
+        if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+            "too large a number; give a count such as 1, 8 or 128".to_string()
+        } else {
+            "not a whole number ≥ 0; give one such as 1, 8 or 128".to_string()
+        }
+    })
 }
 
 /// Refuses a run whose data or settings changed since `progress` was checkpointed: a resume

@@ -476,6 +476,11 @@ fn messages_name_what_the_user_typed_with_short_numbers() {
     // The argument parser's mistakes are one line too.
     refused(&root, &["--batch", "-1"], "invalid value '-1' for '--batch");
     refused(&root, &["--probe-epochs", "1.5"], "not a whole number ≥ 0");
+    refused(
+        &root,
+        &["--seed", "99999999999999999999"],
+        "too large a number",
+    );
     // `-inf` is a value, not the short options `-i -n -f`.
     refused(
         &root,
