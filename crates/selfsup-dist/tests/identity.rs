@@ -206,6 +206,15 @@ fn gradients_summed_over_ranks_are_the_whole_batch_gradients() {
     device().seed(7);
     let model = LinearConfig::new(d, 4).init(&device());
     let want = step(&model, 0..n);
+    let weights = |model: &Linear| {
+        model
+            .weight
+            .val()
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .unwrap()
+    };
     let got: Vec<(Vec<f32>, Vec<f32>)> = on_thread_ranks(2, |rank| {
         // Rank 1 starts from other weights; the broadcast replaces them.
         let own = if rank == 0 {
@@ -214,22 +223,9 @@ fn gradients_summed_over_ranks_are_the_whole_batch_gradients() {
             LinearConfig::new(d, 4).init(&device())
         };
         let own = broadcast_module(own);
-        let weights = own
-            .weight
-            .val()
-            .into_data()
-            .convert::<f32>()
-            .try_into_vec::<f32>()
-            .unwrap();
-        (weights, step(&own, rank * n / 2..(rank + 1) * n / 2))
+        (weights(&own), step(&own, rank * n / 2..(rank + 1) * n / 2))
     });
-    let rank0 = model
-        .weight
-        .val()
-        .into_data()
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .unwrap();
+    let rank0 = weights(&model);
     for (rank, (weights, grad)) in got.iter().enumerate() {
         assert_eq!(weights, &rank0, "rank {rank} starts from rank 0's weights");
         assert_close(&format!("weight gradient of rank {rank}"), grad, &want);
