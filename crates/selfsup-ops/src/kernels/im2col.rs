@@ -24,6 +24,7 @@
 //! ConvNet-S's 32→32 layer on 28×28). When the batch is smaller than the thread count, the
 //! GEMMs run in parallel instead.
 
+use super::direct;
 use burn::tensor::ops::ConvOptions;
 use gemm::Parallelism;
 use rayon::prelude::*;
@@ -32,21 +33,21 @@ use rayon::prelude::*;
 /// output `[batch, c_out, ho, wo]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Geometry {
-    batch: usize,
-    c_in: usize,
-    h: usize,
-    w: usize,
-    c_out: usize,
-    kh: usize,
-    kw: usize,
-    stride: [usize; 2],
+    pub(super) batch: usize,
+    pub(super) c_in: usize,
+    pub(super) h: usize,
+    pub(super) w: usize,
+    pub(super) c_out: usize,
+    pub(super) kh: usize,
+    pub(super) kw: usize,
+    pub(super) stride: [usize; 2],
     /// Padding before the first row / column.
-    pad: [usize; 2],
+    pub(super) pad: [usize; 2],
     /// Padding after the last row / column.
-    pad_end: [usize; 2],
-    dilation: [usize; 2],
-    ho: usize,
-    wo: usize,
+    pub(super) pad_end: [usize; 2],
+    pub(super) dilation: [usize; 2],
+    pub(super) ho: usize,
+    pub(super) wo: usize,
 }
 
 impl Geometry {
@@ -306,7 +307,7 @@ thread_local! {
 
 /// Runs `f` on `len` zeroed floats of this thread's scratch buffer. Re-entrant (a rayon
 /// thread may run another task while it waits): a nested call gets a buffer of its own.
-fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+pub(super) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     let mut buffer = SCRATCH.with(|cell| cell.take());
     if buffer.len() < len {
         buffer.resize(len, 0.0);
@@ -417,6 +418,9 @@ fn matmul_strided(
 pub fn forward(g: &Geometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
     assert_eq!(x.len(), g.batch * g.input_len(), "conv2d: input length");
     assert_eq!(weight.len(), g.c_out * g.k(), "conv2d: weight length");
+    if let Some(plan) = direct::Plan::new(g) {
+        return plan.forward(x, weight);
+    }
     let (k, p) = (g.k(), g.p());
     let (per_chunk, parallelism) = g.split();
     let w = Mat::row_major(weight, g.c_out, k);
@@ -473,6 +477,13 @@ pub fn backward(
         None
     };
     let conv_dx = as_conv.map(|(g_t, w_t)| forward(&g_t, grad, &w_t));
+    // A stride-1 weight gradient without im2col where the CPU allows (`direct.rs`).
+    let direct_dw = if weight_grad {
+        direct::Plan::new(g).map(|plan| plan.weight_gradient(x, grad))
+    } else {
+        None
+    };
+    let weight_grad = weight_grad && direct_dw.is_none();
     // The input gradient still to compute per sample, by col2im (or directly for 1×1).
     let col2im_dx = input_grad && conv_dx.is_none();
     let mut dx = vec![
@@ -573,7 +584,7 @@ pub fn backward(
         }
         sum
     });
-    (conv_dx.or(col2im_dx.then_some(dx)), dw)
+    (conv_dx.or(col2im_dx.then_some(dx)), direct_dw.or(dw))
 }
 
 #[cfg(test)]
@@ -655,6 +666,59 @@ mod tests {
             (dot(&w, &dw.unwrap()) - lhs).abs() < tol,
             "weight gradient for {g:?}"
         );
+    }
+
+    /// The direct kernel on its own (whatever the batch and thread count), against the
+    /// definition: forward, and its weight gradient by the adjoint identity.
+    fn check_direct(x_shape: [usize; 4], w_shape: [usize; 4], options: ConvOptions<2>) {
+        let g = Geometry::new(x_shape, w_shape, &options);
+        let Some(plan) = direct::Plan::any_batch(&g) else {
+            return;
+        };
+        let x = values(x_shape.iter().product(), 4);
+        let w = values(w_shape.iter().product(), 5);
+        let want = naive(&g, &x, &w);
+        for (a, b) in plan.forward(&x, &w).iter().zip(&want) {
+            assert!((a - b).abs() < 1e-4, "direct forward {a} vs {b} for {g:?}");
+        }
+        let grad = values(want.len(), 6);
+        let dw = plan.weight_gradient(&x, &grad);
+        let dot = |a: &[f32], b: &[f32]| {
+            a.iter()
+                .zip(b)
+                .map(|(a, b)| *a as f64 * *b as f64)
+                .sum::<f64>()
+        };
+        let lhs = dot(&want, &grad);
+        assert!(
+            (dot(&w, &dw) - lhs).abs() < 1e-4 * lhs.abs().max(1.0),
+            "direct weight gradient for {g:?}"
+        );
+    }
+
+    #[test]
+    fn the_direct_kernel_matches_the_definition() {
+        let opts = |p: [(usize, usize); 2], d| ConvOptions::new_with_padding([1, 1], p, d, 1);
+        // ConvNet-S's layers (28×28 → 7×7, one input channel), output channels that are
+        // not a multiple of the tile's 4, batch 1, non-square inputs, asymmetric padding,
+        // dilation, no padding, 1×1 and 5×5 kernels, tap counts not a multiple of 3.
+        check_direct(
+            [3, 1, 28, 28],
+            [32, 1, 3, 3],
+            opts([(1, 1), (1, 1)], [1, 1]),
+        );
+        check_direct(
+            [2, 32, 14, 14],
+            [64, 32, 3, 3],
+            opts([(1, 1), (1, 1)], [1, 1]),
+        );
+        check_direct([5, 64, 7, 7], [6, 64, 3, 3], opts([(1, 1), (1, 1)], [1, 1]));
+        check_direct([1, 3, 9, 13], [5, 3, 3, 3], opts([(1, 1), (1, 1)], [1, 1]));
+        check_direct([2, 2, 8, 11], [3, 2, 3, 2], opts([(0, 2), (2, 1)], [2, 1]));
+        check_direct([2, 4, 6, 5], [7, 4, 3, 3], opts([(0, 0), (0, 0)], [1, 1]));
+        check_direct([3, 5, 6, 6], [2, 5, 1, 1], opts([(0, 0), (0, 0)], [1, 1]));
+        check_direct([2, 3, 10, 9], [4, 3, 5, 5], opts([(2, 2), (2, 2)], [1, 2]));
+        check_direct([1, 1, 3, 1], [1, 1, 3, 1], opts([(0, 0), (0, 0)], [1, 1]));
     }
 
     #[test]

@@ -9,6 +9,8 @@ use burn::tensor::ops::ConvOptions;
 #[cfg(feature = "flex")]
 mod batch_norm;
 #[cfg(feature = "flex")]
+mod direct;
+#[cfg(feature = "flex")]
 mod flex;
 #[cfg(feature = "flex")]
 mod im2col;
