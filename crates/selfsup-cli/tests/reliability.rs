@@ -269,7 +269,7 @@ fn settings_that_cannot_work_with_the_data_are_refused_before_training() {
     refused(
         &root,
         &["--dataset", bomb.to_str().unwrap()],
-        "header says 10×8×8 = 640 values but the file holds 641",
+        "decompresses to more than the 640 values its header announces",
     );
     // A CSV with another separator.
     let semicolons = root.join("semicolons.csv");
@@ -278,6 +278,14 @@ fn settings_that_cannot_work_with_the_data_are_refused_before_training() {
         &root,
         &["--dataset", semicolons.to_str().unwrap()],
         "fields are separated by ';'",
+    );
+    // A decimal comma inside quotes is cut in two by the comma split.
+    let quoted = root.join("quoted.csv");
+    std::fs::write(&quoted, "a,b,label\n\"1,5\",2,0\n3,4,1\n").unwrap();
+    refused(
+        &root,
+        &["--dataset", quoted.to_str().unwrap()],
+        "line 2: 4 fields, expected 3; a quoted field holds a comma",
     );
     let _ = std::fs::remove_dir_all(&root);
 }

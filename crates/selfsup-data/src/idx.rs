@@ -44,27 +44,46 @@ fn gunzip_idx(raw: &[u8], path: &Path) -> Result<Vec<u8>, DataError> {
         .take(4)
         .read_to_end(&mut head)
         .map_err(bad_gzip)?;
-    if head.len() == 4 {
-        let rank = head[3] as u64;
-        (&mut decoder)
-            .take(4 * rank)
-            .read_to_end(&mut head)
-            .map_err(bad_gzip)?;
+    if head.len() < 4 || head[..3] != [0, 0, 0x08] {
+        // Not an IDX header: `parse` names what is wrong, and nothing more is inflated.
+        return Ok(head);
     }
-    let announced = (head.len() >= 4)
-        .then(|| {
-            head[4..].chunks_exact(4).try_fold(1u64, |n, d| {
-                n.checked_mul(u64::from(u32::from_be_bytes([d[0], d[1], d[2], d[3]])))
-            })
-        })
-        .flatten()
-        .unwrap_or(0)
-        .min(MAX_DECOMPRESSED);
+    let rank = u64::from(head[3]);
+    (&mut decoder)
+        .take(4 * rank)
+        .read_to_end(&mut head)
+        .map_err(bad_gzip)?;
+    // `None` when the dimensions overflow; `parse` reports that and a truncated header.
+    let claimed = head[4..].chunks_exact(4).try_fold(1u64, |n, d| {
+        n.checked_mul(u64::from(u32::from_be_bytes([d[0], d[1], d[2], d[3]])))
+    });
+    let Some(announced) = claimed else {
+        return Ok(head);
+    };
+    if announced > MAX_DECOMPRESSED {
+        return Err(DataError::new(
+            path,
+            format!(
+                "its header announces {announced} values, more than selfsup reads from one \
+                 file ({MAX_DECOMPRESSED}); split the data or check the header"
+            ),
+        ));
+    }
+    let header = head.len() as u64;
     let mut out = head;
     decoder
         .take(announced + 1)
         .read_to_end(&mut out)
         .map_err(bad_gzip)?;
+    if out.len() as u64 > header + announced {
+        return Err(DataError::new(
+            path,
+            format!(
+                "decompresses to more than the {announced} values its header announces; \
+                 the file is corrupt (recreate it from the original data)"
+            ),
+        ));
+    }
     Ok(out)
 }
 

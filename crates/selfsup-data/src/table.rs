@@ -105,10 +105,17 @@ pub fn parse_csv(text: &str, labelled: bool, path: &Path) -> Result<Table, DataE
         let fields = split(line);
         let expected = *width.get_or_insert(fields.len());
         if fields.len() != expected {
+            // `"1,5"` is a decimal comma inside quotes: the split above cut it in two.
+            let hint = if line.contains('"') {
+                "; a quoted field holds a comma, and selfsup reads plain numbers \
+                 (write decimals with a point, e.g. 1.5, and remove the quotes)"
+            } else {
+                ""
+            };
             return Err(DataError::new(
                 path,
                 format!(
-                    "line {}: {} fields, expected {expected}",
+                    "line {}: {} fields, expected {expected}{hint}",
                     number + 1,
                     fields.len()
                 ),

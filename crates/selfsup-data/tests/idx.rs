@@ -96,6 +96,32 @@ fn bad_files_are_errors_naming_the_path_and_the_problem() {
     std::fs::rename(&fake_gz, &renamed).unwrap();
     assert!(error_of(idx::read(&renamed)).contains("not a valid gzip file"));
 
+    // Gzipped: a header that is not IDX is refused before anything else is inflated, one that
+    // announces more than the reader takes is refused by its count, and data beyond the
+    // announced count is called corrupt (not a misleading "holds N").
+    let mut not_idx = b"\x89PNG".to_vec();
+    not_idx.extend(vec![0xff; 1 << 20]);
+    let png_gz = dir.write("photo.gz", &not_idx);
+    assert!(error_of(idx::read(&png_gz)).contains("not an IDX file (magic 89 50"));
+    let huge = dir.write("huge.gz", &idx_bytes(&[60_000, 60_000, 60_000], &[0; 64]));
+    let e = error_of(idx::read(&huge));
+    assert!(
+        e.contains("announces 216000000000000 values, more than selfsup reads"),
+        "{e}"
+    );
+    let longer = dir.write("longer.gz", &idx_bytes(&[2, 3, 2], &[0; 4096]));
+    let e = error_of(idx::read(&longer));
+    assert!(
+        e.contains("decompresses to more than the 12 values its header announces"),
+        "{e}"
+    );
+    let short_gz = dir.write("truncated.gz", &idx_bytes(&[2, 3, 2], &[0; 10]));
+    let e = error_of(idx::read(&short_gz));
+    assert!(
+        e.contains("header says 2×3×2 = 12 values but the file holds 10"),
+        "{e}"
+    );
+
     let missing = dir.0.join("missing.gz");
     let e = error_of(idx::read(&missing));
     assert!(

@@ -22,7 +22,9 @@
 //! positions, and samples are grouped so that its inner loop covers at least 512 positions.
 //! AVX-512's 32 registers are what makes this work: with AVX2's 16, a tile of 12 accumulators,
 //! its operands and a broadcast spill one accumulator, which halved the forward tile's speed
-//! (measured); CPUs without AVX-512 keep im2col. Samples are split across rayon threads in
+//! (measured); CPUs without AVX-512 keep im2col, and so do maps too small for a tile to pay:
+//! the forward on maps of at most one tile (32 wide positions), the weight gradient on maps
+//! under [`MIN_WEIGHT_GRADIENT_WIDE`] (measured there). Samples are split across rayon threads in
 //! contiguous chunks, as in `im2col.rs`.
 
 use super::im2col::{Geometry, with_scratch};
@@ -39,6 +41,15 @@ const MR: usize = 4;
 const TR: usize = 4;
 /// Floats per AVX-512 vector.
 const LANES: usize = 16;
+
+/// The fewest wide positions per sample (`ho · wp`) for which the weight-gradient tile beats
+/// im2col + GEMM. Measured on 2 AVX-512 cores (batch 256–512, 3×3, padding 1): faster on
+/// 28×28 maps (840 wide positions; 52 against 136 ms for 32 → 32 channels) and level on
+/// 32×32 (1,088), slower on every map of 16×16 and below (294 against 156 ms for ResNet-18's
+/// 128 → 128 at 16×16, 2.4 s against 0.21 s for its 512 → 512 at 4×4): there each tile's
+/// 16 accumulators are reduced after too few positions, and the shifted input rows of all
+/// taps no longer stay in cache between output tiles.
+const MIN_WEIGHT_GRADIENT_WIDE: usize = 512;
 
 /// The environment variable that turns this kernel off (`0`), for comparisons with im2col.
 pub const DIRECT_CONV_ENV: &str = "SELFSUP_DIRECT_CONV";
@@ -76,12 +87,20 @@ pub(super) struct Plan {
 }
 
 impl Plan {
-    /// The plan for `g`, or `None` where im2col is the kernel: a stride other than 1, a CPU
-    /// without AVX-512F, a batch smaller than the thread count (im2col then runs its GEMMs in
-    /// parallel), or `SELFSUP_DIRECT_CONV=0`.
+    /// The plan of the forward (and of the input gradient, a forward) for `g`, or `None`
+    /// where im2col is the kernel: a stride other than 1, a CPU without AVX-512F, a batch
+    /// smaller than the thread count (im2col then runs its GEMMs in parallel), a map of at
+    /// most [`NR`] wide positions (one partial tile: ResNet-18's 4×4 maps), or
+    /// `SELFSUP_DIRECT_CONV=0`.
     pub(super) fn new(g: &Geometry) -> Option<Self> {
         let wanted = g.batch >= rayon::current_num_threads() && enabled();
-        if wanted { Self::any_batch(g) } else { None }
+        Self::any_batch(g).filter(|plan| wanted && plan.wide > NR)
+    }
+
+    /// The plan of the weight gradient for `g`: as [`new`](Self::new), and only for maps of
+    /// at least [`MIN_WEIGHT_GRADIENT_WIDE`] wide positions.
+    pub(super) fn for_weight_gradient(g: &Geometry) -> Option<Self> {
+        Self::new(g).filter(|plan| plan.wide >= MIN_WEIGHT_GRADIENT_WIDE)
     }
 
     /// [`new`](Self::new) for any batch size and whatever `SELFSUP_DIRECT_CONV` says: `None`
