@@ -461,9 +461,10 @@ pub fn keep_epoch_model(dir: &Path, checkpoint: &Path, epoch: usize) -> Result<P
 }
 
 /// Refuses, before any training, a run directory where the run could not write what it
-/// writes: `checkpoints` that is not a folder, and a folder (or anything but a file) where
-/// `latest`, an epoch model or its sum, `config.toml`, `steps.csv`, `metrics.csv` or
-/// `summary.json` go. (Found otherwise only when the first epoch ends.)
+/// writes: `checkpoints` that is not a folder, and anything but a plain file (a folder, a
+/// link, a FIFO) where `latest`, an epoch model or its sum, `config.toml`, `steps.csv`,
+/// `metrics.csv`, `summary.json` or the two pictures go. (Found otherwise only when the first
+/// epoch ends, or replaced.)
 pub fn check_paths(dir: &Path, epochs: usize) -> Result<(), UserError> {
     let refuse = |path: &Path, what: &str| {
         UserError(format!(
@@ -472,10 +473,17 @@ pub fn check_paths(dir: &Path, epochs: usize) -> Result<(), UserError> {
         ))
     };
     let root = dir.join("checkpoints");
-    let mut files: Vec<PathBuf> = ["config.toml", "steps.csv", "metrics.csv", "summary.json"]
-        .iter()
-        .map(|name| dir.join(name))
-        .collect();
+    let mut files: Vec<PathBuf> = [
+        "config.toml",
+        "steps.csv",
+        "metrics.csv",
+        "summary.json",
+        "loss.png",
+        "pca.png",
+    ]
+    .iter()
+    .map(|name| dir.join(name))
+    .collect();
     if let Ok(meta) = fs::symlink_metadata(&root) {
         if !meta.is_dir() {
             return Err(refuse(
@@ -490,12 +498,21 @@ pub fn check_paths(dir: &Path, epochs: usize) -> Result<(), UserError> {
             files.push(model);
         }
     }
+    // Outputs are replaced by renaming a new file over them: that would replace a link (or
+    // a FIFO, a device) rather than write through it.
     for path in files {
-        if let Ok(meta) = fs::symlink_metadata(&path)
-            && !meta.is_file()
-            && !meta.file_type().is_symlink()
-        {
-            return Err(refuse(&path, "not a file (the run writes a file there)"));
+        match fs::symlink_metadata(&path) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                return Err(refuse(
+                    &path,
+                    "a symbolic link (the run replaces this file with a new one, which would \
+                     replace the link): put the file itself there",
+                ));
+            }
+            Ok(meta) if !meta.is_file() => {
+                return Err(refuse(&path, "not a file (the run writes a file there)"));
+            }
+            _ => {}
         }
     }
     Ok(())
@@ -520,9 +537,23 @@ fn sum_path(model: &Path) -> PathBuf {
 /// Loads weights from a model file (a checkpoint's or a kept epoch's) into `model`; an epoch
 /// model with a sum file must match it.
 pub fn load_model_file<M: Module>(path: &Path, model: M) -> Result<M, UserError> {
+    read_model_file(path)?.load(model)
+}
+
+/// A model file read whole into memory and checked against its sum, if it has one: loading
+/// it later cannot race with a training run that prunes its older checkpoints meanwhile
+/// (Burn's file reader reads the tensors lazily, from the path).
+pub struct ModelFile {
+    /// Where it was read from, for messages.
+    pub path: PathBuf,
+    bytes: Vec<u8>,
+}
+
+/// Reads the model file `path` (see [`ModelFile`]).
+pub fn read_model_file(path: &Path) -> Result<ModelFile, UserError> {
+    let bytes = fs::read(path).map_err(|e| io_error(path, e))?;
     if let Ok(text) = read_small(&sum_path(path)) {
         let want: Option<FileSum> = serde_json::from_str(&text).ok();
-        let bytes = fs::read(path).map_err(|e| io_error(path, e))?;
         let matches = want
             .is_some_and(|w| w.bytes == bytes.len() as u64 && w.crc32 == crc32fast::hash(&bytes));
         if !matches {
@@ -532,9 +563,21 @@ pub fn load_model_file<M: Module>(path: &Path, model: M) -> Result<M, UserError>
             ));
         }
     }
-    model
-        .try_load_file(path)
-        .map_err(|e| io_error(path, load_failure(&e.to_string())))
+    Ok(ModelFile {
+        path: path.to_path_buf(),
+        bytes,
+    })
+}
+
+impl ModelFile {
+    /// Loads these weights into `model`.
+    pub fn load<M: Module>(self, model: M) -> Result<M, UserError> {
+        let ModelFile { path, bytes } = self;
+        let failed = |e: burn::store::RecordError| io_error(&path, load_failure(&e.to_string()));
+        let bytes = burn::tensor::Bytes::from_bytes_vec(bytes);
+        let record = burn::store::ModuleRecord::from_bytes(bytes).map_err(failed)?;
+        model.try_load_record(record).map_err(failed)
+    }
 }
 
 /// Loads a checkpoint's optimizer state.

@@ -7,7 +7,8 @@ use std::process::ExitCode;
 
 #[derive(Args, Debug)]
 pub struct InfoArgs {
-    /// Probe only these backends (comma-separated) and exit with status 1 unless all work.
+    /// Probe only these backends (comma-separated) and exit with status 1 unless all work
+    /// (status 2, an error, when one is not compiled into this build).
     #[arg(long, value_name = "LIST")]
     require: Option<String>,
 }

@@ -275,7 +275,21 @@ fn negative_values_joined(
     out
 }
 
+/// Restores SIGPIPE's default action, which Rust's runtime sets to "ignore": a reader that
+/// goes away (`selfsup info | head -1`) then ends the process quietly, as for any Unix tool,
+/// instead of a failed print turning into a panic. A run ended this way is a killed run: its
+/// files are written atomically, and `--resume` continues it.
+fn restore_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: `signal` with a valid signal number and `SIG_DFL`, called before any thread
+    // starts; it changes only this process's signal disposition.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
+    restore_sigpipe();
     runtime_dir();
     report_panics_as_bugs();
     let cli = match parse() {

@@ -637,7 +637,7 @@ pub struct EvalArgs {
 }
 
 struct Loaded<'a> {
-    model_file: PathBuf,
+    model: checkpoint::ModelFile,
     data: &'a Data,
     config: &'a RunConfig,
     device: &'a Device,
@@ -652,7 +652,7 @@ impl Job for Loaded<'_> {
         model: Pretraining<M>,
         pipelines: Vec<Pipeline>,
     ) -> Result<(), UserError> {
-        let model = checkpoint::load_model_file(&self.model_file, model)?;
+        let model = self.model.load(model)?;
         let encoder = model.method.encoder();
         let knn = KnnConfig::new().with_k(self.config.knn_k);
         let wants = |m: &str| self.what.iter().any(|w| w == m);
@@ -686,26 +686,53 @@ impl Job for Loaded<'_> {
     }
 }
 
-fn open_run(
-    run: &Path,
-    backend: Option<&str>,
-) -> Result<(RunConfig, PathBuf, Data, Device), UserError> {
+/// A finished or training run opened for `eval` / `embed`: its config, its latest checkpoint's
+/// model (read into memory), the data and the device.
+struct OpenRun {
+    config: RunConfig,
+    model: checkpoint::ModelFile,
+    data: Data,
+    device: Device,
+}
+
+fn open_run(run: &Path, backend: Option<&str>) -> Result<OpenRun, UserError> {
     let (mut config, origin) = run_config(run)?;
     if let Some(backend) = backend {
         config.backend = backend.to_string();
     }
-    let found = checkpoint::latest(run)?.ok_or_else(|| {
-        UserError(format!(
-            "{} has no checkpoint yet; it is written at the end of each epoch",
-            run.display()
-        ))
-    })?;
+    // A run still training saves a newer checkpoint and prunes the one found here at any
+    // moment: what was found is read at once, and found again if it went away meanwhile.
+    let mut attempts = 0;
+    let (progress, model) = loop {
+        let found = checkpoint::latest(run)?.ok_or_else(|| {
+            UserError(format!(
+                "{} has no checkpoint yet; it is written at the end of each epoch",
+                run.display()
+            ))
+        })?;
+        let read = checkpoint::progress(&found).and_then(|progress| {
+            Ok((
+                progress,
+                checkpoint::read_model_file(&found.join("model.bpk"))?,
+            ))
+        });
+        attempts += 1;
+        match read {
+            Err(_) if !found.exists() && attempts < 10 => continue,
+            read => break read?,
+        }
+    };
     let (_, device) = backend_device(&config.backend)?;
     let data = Data::load(&config)?;
     // The data or config.toml may have changed since the run was trained.
-    check_unchanged(&checkpoint::progress(&found)?, &config, &data, run)?;
+    check_unchanged(&progress, &config, &data, run)?;
     plan::check(&config, &data, &origin)?;
-    Ok((config, found, data, device))
+    Ok(OpenRun {
+        config,
+        model,
+        data,
+        device,
+    })
 }
 
 /// `selfsup eval`.
@@ -731,11 +758,19 @@ pub fn eval(args: EvalArgs) -> Result<ExitCode, UserError> {
             )));
         }
     };
-    let (config, checkpoint, data, device) = open_run(&args.run, args.backend.as_deref())?;
-    let model_file = model_file.unwrap_or_else(|| checkpoint.join("model.bpk"));
-    println!("checkpoint   {}", model_file.display());
+    let OpenRun {
+        config,
+        model,
+        data,
+        device,
+    } = open_run(&args.run, args.backend.as_deref())?;
+    let model = match model_file {
+        Some(path) => checkpoint::read_model_file(&path)?,
+        None => model,
+    };
+    println!("checkpoint   {}", model.path.display());
     let job = Loaded {
-        model_file,
+        model,
         data: &data,
         config: &config,
         device: &device,
@@ -883,7 +918,7 @@ pub struct EmbedArgs {
 }
 
 struct Embed<'a> {
-    checkpoint: PathBuf,
+    model: checkpoint::ModelFile,
     data: &'a Data,
     device: &'a Device,
     train: bool,
@@ -894,7 +929,7 @@ impl Job for Embed<'_> {
     type Output = ();
 
     fn run<M: Method>(self, model: Pretraining<M>, _: Vec<Pipeline>) -> Result<(), UserError> {
-        let model = checkpoint::load_model(&self.checkpoint, model)?;
+        let model = self.model.load(model)?;
         let set = if self.train {
             &self.data.split.train
         } else {
@@ -951,9 +986,14 @@ pub fn embed(args: EmbedArgs) -> Result<ExitCode, UserError> {
     for path in [&args.out, &labels] {
         rundir::check_new_output(path)?;
     }
-    let (config, checkpoint, data, device) = open_run(&args.run, args.backend.as_deref())?;
+    let OpenRun {
+        config,
+        model,
+        data,
+        device,
+    } = open_run(&args.run, args.backend.as_deref())?;
     let job = Embed {
-        checkpoint,
+        model,
         data: &data,
         device: &device,
         train,

@@ -8,7 +8,7 @@ use std::path::Path;
 use crate::UserError;
 
 /// The file that marks a folder as a selfsup run (written when the run starts).
-const MARKER: &str = ".selfsup-run";
+const MARKER: &str = selfsup_data::RUN_MARKER;
 /// The lock file; held (advisory lock) by the process training in the run.
 const LOCK: &str = ".lock";
 
@@ -110,6 +110,15 @@ pub fn lock(dir: &Path) -> Result<RunLock, UserError> {
             UserError(format!("cannot lock {}: {e}", dir.display()))
         }
     };
+    if let Ok(meta) = fs::symlink_metadata(&path)
+        && !meta.is_file()
+    {
+        return Err(UserError(format!(
+            "{} is not a plain file (a folder, link or FIFO), and selfsup keeps the run's lock \
+             file there; remove it, or choose another --out",
+            path.display()
+        )));
+    }
     let mut file = fs::OpenOptions::new()
         .read(true)
         .write(true)

@@ -1094,3 +1094,125 @@ fn a_run_killed_at_random_moments_ends_with_the_weights_of_an_uninterrupted_one(
     }
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// The campaign's fifth round: a reader that goes away, `eval` beside a training run, a run
+/// folder inside an image dataset, links and FIFOs among a run's outputs.
+#[test]
+fn pipes_readers_beside_training_and_outputs_that_are_links() {
+    let root = scratch("fifth");
+
+    // A closed stdout ends the process quietly, as for any Unix tool: no panic, no bug report.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_selfsup"))
+        .arg("info")
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("internal error") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+    assert_ne!(out.status.code(), Some(101), "{stderr}");
+
+    // eval while the run saves a checkpoint every step and prunes the older ones.
+    let dir = root.join("training");
+    let long = with_value(
+        tiny_args(&dir, &["--checkpoint-every", "1"]),
+        "--epochs",
+        "50",
+    );
+    let long: Vec<&str> = long.iter().map(String::as_str).collect();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_selfsup"))
+        .args(&long)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !dir.join("checkpoints").join("latest").exists() {
+        assert!(Instant::now() < deadline, "no checkpoint written");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for _ in 0..3 {
+        let out = selfsup(&["eval", dir.to_str().unwrap(), "--metrics", "knn"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // A run written inside an image folder is no class of it.
+    let images = root.join("images");
+    image_classes(&images, 20);
+    let counts = |stdout: &str| {
+        stdout
+            .lines()
+            .find(|l| l.contains(" train / "))
+            .and_then(|l| l.split(['(', ')']).nth(1))
+            .map(str::to_string)
+            .unwrap_or_default()
+    };
+    let images_run = |name: &str| {
+        let out = selfsup(&[
+            "pretrain",
+            "--dataset",
+            images.to_str().unwrap(),
+            "--encoder",
+            "mlp",
+            "--batch",
+            "16",
+            "--epochs",
+            "1",
+            "--probe-epochs",
+            "1",
+            "--backend",
+            &backend(),
+            "--out",
+            root.join(name).to_str().unwrap(),
+        ]);
+        finished_run(&out, &root.join(name)).0
+    };
+    let before = counts(&images_run("before"));
+    let out = tiny_run(&images.join("run"), &[]);
+    finished_run(&out, &images.join("run"));
+    let after = counts(&images_run("after"));
+    assert!(!before.is_empty(), "no image counts in the output");
+    assert_eq!(before, after, "the run folder was read as a class");
+
+    // A run's outputs that are a link or a FIFO are refused on resume, and kept as they were.
+    let run = images.join("run");
+    let mine = root.join("mine.csv");
+    std::fs::write(&mine, "the user's own file").unwrap();
+    let metrics = std::fs::read(run.join("metrics.csv")).unwrap();
+    std::fs::remove_file(run.join("metrics.csv")).unwrap();
+    std::os::unix::fs::symlink(&mine, run.join("metrics.csv")).unwrap();
+    assert_user_error(&resume(&run, &["--epochs", "3"]), "is a symbolic link");
+    assert!(
+        std::fs::symlink_metadata(run.join("metrics.csv"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(
+        std::fs::read_to_string(&mine).unwrap(),
+        "the user's own file"
+    );
+    std::fs::remove_file(run.join("metrics.csv")).unwrap();
+    std::fs::write(run.join("metrics.csv"), metrics).unwrap();
+    std::fs::remove_file(run.join("loss.png")).unwrap();
+    assert!(
+        Command::new("mkfifo")
+            .arg(run.join("loss.png"))
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_user_error(&resume(&run, &["--epochs", "3"]), "loss.png is not a file");
+    let _ = std::fs::remove_dir_all(&root);
+}

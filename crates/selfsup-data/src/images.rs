@@ -31,6 +31,9 @@ fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
             !p.file_name()
                 .is_some_and(|n| n.to_string_lossy().starts_with('.'))
         })
+        // A selfsup run written inside the dataset (`--out DATASET/run`) is no class: its
+        // pictures are the run's report, not data.
+        .filter(|p| !p.join(crate::RUN_MARKER).exists())
         .collect();
     entries.sort();
     Ok(entries)
@@ -242,7 +245,9 @@ pub fn image_folder_with_warnings(dir: &Path) -> Result<(Split, Vec<String>), Da
             dir,
             format!(
                 "no training images ({}) found; expected DIR/<class>/*.png, DIR/train/<class>/*.png \
-                 or DIR/*.png",
+                 or DIR/*.png, or an IDX dataset: train-images-idx3-ubyte, \
+                 train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte \
+                 (each may end in .gz)",
                 EXTENSIONS.join(", ")
             ),
         ));

@@ -11,6 +11,10 @@
 //! [`DataError`] naming the path and what was wrong, never a panic.
 #![warn(missing_docs)]
 
+/// The file that marks a folder as a selfsup run (the CLI writes it when a run starts);
+/// dataset readers skip such folders.
+pub const RUN_MARKER: &str = ".selfsup-run";
+
 pub mod fetch;
 pub mod idx;
 pub mod images;
