@@ -10,21 +10,27 @@
 //! (2 of 30 on a 28×28 map with a 3×3 kernel, 2 of 16 on 14×14).
 //!
 //! ```text
-//! forward          y_n[o, q] = Σ_t W[o, t] · xp_n[off(t) + q]        tiles of 8 outputs × 32 positions
-//! weight gradient  dW[o, t]  = Σ_n Σ_q G_n[o, q] · xp_n[off(t) + q]  tiles of 4 outputs × 4 taps
-//! input gradient   the forward with the flipped, transposed weight   (im2col.rs's rule, stride 1)
+//! forward          y_n[o, q] = Σ_t W[o, t] · xp_n[off(t) + q]          tiles of 8 outputs × 32 positions
+//! weight gradient  dWᵀ[t, o] = Σ_n Σ_p xp_n[off(t) + q(p)] · G_nᵀ[p, o]  tiles of 12 taps × 32 outputs
+//!                                                                     (6 × 64 past 32 outputs)
+//! input gradient   the forward with the flipped, transposed weight     (im2col.rs's rule, stride 1)
 //! ```
 //!
-//! In the weight gradient `G_n` is laid out wide too, with zeros at the dropped positions, so
-//! they add nothing. Both tiles keep 16 accumulators of 16 floats in registers: the forward tile
-//! reads two vectors of `xp` and broadcasts 8 weights per tap from a copy of `W` packed
-//! tap-major; the weight tile reads 4 rows of `G_n` and 4 shifted rows of `xp_n` per 16
-//! positions, and samples are grouped so that its inner loop covers at least 512 positions.
+//! Both tiles keep 16–24 accumulators of 16 floats in registers. The forward tile reads two
+//! vectors of `xp` and broadcasts 8 weights per tap from a copy of `W` packed tap-major. The
+//! weight-gradient tile is a GEMM whose inner dimension is every real output position `p`
+//! (`q(p) = oy·wp + ox`) of a pass of samples: each sample's gradient transposed to
+//! `[positions, c_out]`, so that a tile reads its outputs as whole vectors and broadcasts one
+//! padded-input float per tap — no horizontal sums, no dropped positions, and the pass's inputs
+//! and gradients sized to stay in L2 while every tile reads them. (The first version kept
+//! `G_n` wide and summed 16-lane products horizontally per tile: 2–11× slower than im2col on
+//! maps of 16×16 and below; this one is about twice as fast as im2col on 7×7 to 32×32 maps,
+//! measured on 2 AVX-512 cores, see `bench/RESULTS.md`.)
 //! AVX-512's 32 registers are what makes this work: with AVX2's 16, a tile of 12 accumulators,
 //! its operands and a broadcast spill one accumulator, which halved the forward tile's speed
-//! (measured); CPUs without AVX-512 keep im2col, and so do maps too small for a tile to pay:
-//! the forward on maps of at most one tile (32 wide positions), the weight gradient on maps
-//! under [`MIN_WEIGHT_GRADIENT_WIDE`] (measured there). Samples are split across rayon threads in
+//! (measured); CPUs without AVX-512 keep im2col, and so do maps too small for a tile to pay
+//! (at most one forward tile, 32 wide positions: ResNet-18's 4×4 maps, where both kernels
+//! measured level or slower than im2col). Samples are split across rayon threads in
 //! contiguous chunks, as in `im2col.rs`.
 
 use super::im2col::{Geometry, with_scratch};
@@ -35,21 +41,8 @@ use std::sync::OnceLock;
 const FMR: usize = 8;
 /// Wide positions per forward tile: two vectors.
 const NR: usize = 32;
-/// Output channels per weight-gradient tile.
-const MR: usize = 4;
-/// Taps per weight-gradient tile.
-const TR: usize = 4;
 /// Floats per AVX-512 vector.
 const LANES: usize = 16;
-
-/// The fewest wide positions per sample (`ho · wp`) for which the weight-gradient tile beats
-/// im2col + GEMM. Measured on 2 AVX-512 cores (batch 256–512, 3×3, padding 1): faster on
-/// 28×28 maps (840 wide positions; 52 against 136 ms for 32 → 32 channels) and level on
-/// 32×32 (1,088), slower on every map of 16×16 and below (294 against 156 ms for ResNet-18's
-/// 128 → 128 at 16×16, 2.4 s against 0.21 s for its 512 → 512 at 4×4): there each tile's
-/// 16 accumulators are reduced after too few positions, and the shifted input rows of all
-/// taps no longer stay in cache between output tiles.
-const MIN_WEIGHT_GRADIENT_WIDE: usize = 512;
 
 /// The environment variable that turns this kernel off (`0`), for comparisons with im2col.
 pub const DIRECT_CONV_ENV: &str = "SELFSUP_DIRECT_CONV";
@@ -87,20 +80,14 @@ pub(super) struct Plan {
 }
 
 impl Plan {
-    /// The plan of the forward (and of the input gradient, a forward) for `g`, or `None`
-    /// where im2col is the kernel: a stride other than 1, a CPU without AVX-512F, a batch
+    /// The plan of the forward, the weight gradient and the input gradient (a forward) for
+    /// `g`, or `None` where im2col is the kernel: a stride other than 1, a CPU without AVX-512F, a batch
     /// smaller than the thread count (im2col then runs its GEMMs in parallel), a map of at
     /// most [`NR`] wide positions (one partial tile: ResNet-18's 4×4 maps), or
     /// `SELFSUP_DIRECT_CONV=0`.
     pub(super) fn new(g: &Geometry) -> Option<Self> {
         let wanted = g.batch >= rayon::current_num_threads() && enabled();
         Self::any_batch(g).filter(|plan| wanted && plan.wide > NR)
-    }
-
-    /// The plan of the weight gradient for `g`: as [`new`](Self::new), and only for maps of
-    /// at least [`MIN_WEIGHT_GRADIENT_WIDE`] wide positions.
-    pub(super) fn for_weight_gradient(g: &Geometry) -> Option<Self> {
-        Self::new(g).filter(|plan| plan.wide >= MIN_WEIGHT_GRADIENT_WIDE)
     }
 
     /// [`new`](Self::new) for any batch size and whatever `SELFSUP_DIRECT_CONV` says: `None`
@@ -218,85 +205,133 @@ impl Plan {
 
     /// `dW = Σ_n G_n · xp_nᵀ` over the taps, `[c_out, c_in·k_h·k_w]`, from the output gradient
     /// `grad` (`[batch, c_out, ho, wo]`).
+    ///
+    /// A GEMM whose inner dimension is every output position of every sample,
+    /// `dWᵀ[t, o] = Σ_(n,p) xp_n[off(t) + q(p)] · G_nᵀ[p, o]`: each sample's gradient is
+    /// transposed to `[positions, c_out]` so that a tile's outputs are contiguous, and the
+    /// tile broadcasts one padded-input float per tap and position. Only real output
+    /// positions are visited (no wide padding), and no horizontal sums are needed: the
+    /// accumulators of a tile cover `TT` taps × `16·OV` outputs directly.
     pub(super) fn weight_gradient(&self, x: &[f32], grad: &[f32]) -> Vec<f32> {
+        if self.g.c_out > 2 * LANES {
+            self.weight_gradient_with::<6, 4>(x, grad)
+        } else {
+            self.weight_gradient_with::<12, 2>(x, grad)
+        }
+    }
+
+    /// [`weight_gradient`](Self::weight_gradient) with tiles of `TT` taps × `OV` vectors of
+    /// output channels.
+    fn weight_gradient_with<const TT: usize, const OV: usize>(
+        &self,
+        x: &[f32],
+        grad: &[f32],
+    ) -> Vec<f32> {
         let g = &self.g;
         let (input_len, output_len) = (g.c_in * g.h * g.w, g.c_out * g.ho * g.wo);
+        let positions = g.ho * g.wo;
         let taps = self.taps();
-        let wide16 = self.wide.div_ceil(LANES) * LANES;
+        let width = OV * LANES;
+        let c_pad = g.c_out.div_ceil(width) * width;
+        let taps_pad = taps.div_ceil(TT) * TT;
         let per_chunk = g.batch.div_ceil(rayon::current_num_threads().max(1));
-        // Samples per pass of the tiles: enough wide positions that the 12 horizontal sums
-        // of each tile are a small part of its work.
-        let group = 512usize.div_ceil(wide16).clamp(1, per_chunk);
-        let g_len = self.rows(MR) * wide16;
+        // Samples per pass of the tiles: their padded inputs and transposed gradients
+        // within about half of a 2 MiB L2 cache, so that every tile re-reads them from there.
+        let per_sample = self.padded_len + positions * c_pad;
+        let group = (WEIGHT_GRADIENT_PASS_FLOATS / per_sample).clamp(1, per_chunk);
+        let gt_len = positions * c_pad;
         let chunks = g.batch.div_ceil(per_chunk);
         let partials: Vec<Vec<f32>> = (0..chunks)
             .into_par_iter()
             .map(|chunk| {
                 let first = chunk * per_chunk;
                 let samples = per_chunk.min(g.batch - first);
-                let mut dw = vec![0.0f32; self.rows(MR) * taps];
-                with_scratch(group * (self.padded_len + g_len), |scratch| {
-                    let (xps, gws) = scratch.split_at_mut(group * self.padded_len);
+                let mut dwt = vec![0.0f32; taps_pad * c_pad];
+                with_scratch(group * per_sample, |scratch| {
+                    let (xps, gts) = scratch.split_at_mut(group * self.padded_len);
                     for start in (0..samples).step_by(group) {
                         let len = group.min(samples - start);
                         for s in 0..len {
                             let n = first + start + s;
                             let xp = &mut xps[s * self.padded_len..][..self.padded_len];
                             self.pad(&x[n * input_len..][..input_len], xp);
-                            let gw = &mut gws[s * g_len..][..g_len];
                             let g_n = &grad[n * output_len..][..output_len];
-                            for (o, g_o) in g_n.chunks_exact(g.ho * g.wo).enumerate() {
-                                for (oy, row) in g_o.chunks_exact(g.wo).enumerate() {
-                                    gw[o * wide16 + oy * self.wp..][..g.wo].copy_from_slice(row);
+                            let gt = &mut gts[s * gt_len..][..gt_len];
+                            // Row `p` of `gt` is position `p`'s gradient of every output;
+                            // columns past `c_out` stay zero (the scratch is zeroed).
+                            for (p, row) in gt.chunks_exact_mut(c_pad).enumerate() {
+                                for (o, v) in row[..g.c_out].iter_mut().enumerate() {
+                                    *v = g_n[o * positions + p];
                                 }
                             }
                         }
-                        for block in 0..self.rows(MR) / MR {
-                            for t0 in (0..taps).step_by(TR) {
-                                // A last tile short of `TR` taps repeats tap `t0` and drops it.
-                                let offs = std::array::from_fn(|k| {
-                                    self.offsets[if t0 + k < taps { t0 + k } else { t0 }]
-                                });
-                                let mut sums = [[0.0f32; TR]; MR];
-                                for s in 0..len {
-                                    let gw = &gws[s * g_len + block * MR * wide16..];
-                                    let xp = &xps[s * self.padded_len..][..self.padded_len];
-                                    // SAFETY: AVX-512F checked by `any_batch`; the tile
-                                    // reads `MR` rows of `wide16` floats of `gw` and
-                                    // `xp[off + q]` for `q < wide16`, inside `padded_len`.
-                                    unsafe {
-                                        weight_tile(
-                                            &gw[..MR * wide16],
-                                            wide16,
-                                            xp,
-                                            offs,
-                                            &mut sums,
-                                        );
-                                    }
-                                }
-                                for (r, row) in sums.iter().enumerate() {
-                                    let o = block * MR + r;
-                                    for (k, v) in row.iter().enumerate() {
-                                        if t0 + k < taps {
-                                            dw[o * taps + t0 + k] += v;
-                                        }
-                                    }
+                        let runs = Runs {
+                            samples: len,
+                            padded_len: self.padded_len,
+                            gt_len,
+                            rows: g.ho,
+                            wp: self.wp,
+                            wo: g.wo,
+                            c_pad,
+                        };
+                        for t0 in (0..taps_pad).step_by(TT) {
+                            // A last tile short of `TT` taps repeats the last tap; its rows
+                            // of `dwt` past `taps` are dropped.
+                            let offs: [usize; TT] =
+                                std::array::from_fn(|k| self.offsets[(t0 + k).min(taps - 1)]);
+                            for o0 in (0..c_pad).step_by(width) {
+                                // SAFETY: AVX-512F checked by `any_batch`; `runs` describes
+                                // `xps` and `gts` as filled above (every read of `xp` at
+                                // `off + oy·wp + ox` lies inside a sample's `padded_len`,
+                                // every read of `gt` inside its `positions · c_pad`), and
+                                // `dwt` holds `TT` rows of `c_pad` from `t0·c_pad + o0`.
+                                unsafe {
+                                    weight_tile::<TT, OV>(
+                                        xps,
+                                        gts,
+                                        &runs,
+                                        offs,
+                                        o0,
+                                        &mut dwt[t0 * c_pad + o0..],
+                                    );
                                 }
                             }
                         }
                     }
                 });
-                dw
+                dwt
             })
             .collect();
         let mut partials = partials.into_iter();
-        let mut dw = partials.next().expect("at least one chunk");
+        let mut dwt = partials.next().expect("at least one chunk");
         for part in partials {
-            dw.iter_mut().zip(&part).for_each(|(s, v)| *s += v);
+            dwt.iter_mut().zip(&part).for_each(|(s, v)| *s += v);
         }
-        dw.truncate(g.c_out * taps);
+        let mut dw = vec![0.0f32; g.c_out * taps];
+        for (o, row) in dw.chunks_exact_mut(taps).enumerate() {
+            for (t, v) in row.iter_mut().enumerate() {
+                *v = dwt[t * c_pad + o];
+            }
+        }
         dw
     }
+}
+
+/// Floats of padded inputs and transposed gradients per pass of the weight-gradient tiles
+/// (1 MiB: half of this CPU family's 2 MiB L2 per core).
+const WEIGHT_GRADIENT_PASS_FLOATS: usize = 1 << 18;
+
+/// Where a pass of the weight-gradient tiles reads: `samples` padded inputs `padded_len`
+/// apart, their transposed gradients `gt_len` apart (rows of `c_pad` per output position),
+/// and each output row `oy < rows` as `wo` positions from `oy·wp` in the padded input.
+struct Runs {
+    samples: usize,
+    padded_len: usize,
+    gt_len: usize,
+    rows: usize,
+    wp: usize,
+    wo: usize,
+    c_pad: usize,
 }
 
 /// `out[r, 0..NR] = Σ_t w[t·FMR + r] · xp[offsets[t]..][..NR]` for `r < FMR`, rows of `out`
@@ -343,55 +378,78 @@ unsafe fn forward_tile(_: &[f32], _: &[usize], _: *const f32, _: *mut f32, _: us
     unreachable!("the direct convolution runs only on x86-64")
 }
 
-/// `sums[r][k] += Σ_q gw[r·stride + q] · xp[offs[k] + q]` over `q < stride` (a multiple of
-/// 16): 16 accumulators of 16 floats.
+/// `dwt[k·c_pad + 16·v + l] += Σ_(s, oy, ox) xp_s[offs[k] + oy·wp + ox] · gt_s[(oy·wo + ox)·c_pad
+/// + o0 + 16·v + l]` for `k < TT`, `v < OV`: `TT·OV` accumulators of 16 floats, one
+/// broadcast per tap and position, `OV` loads of the gradient per position.
 ///
 /// # Safety
 ///
-/// The CPU has AVX-512F; `xp[offs[k] + q]` is in bounds for every `k` and `q < stride`.
+/// The CPU has AVX-512F; `xps` holds `runs.samples` padded inputs in which every
+/// `offs[k] + oy·wp + ox` (`oy < rows`, `ox < wo`) is in bounds, `gts` their transposed
+/// gradients with `o0 + 16·OV <= c_pad`, and `dwt` `TT` rows of `c_pad` floats from its start
+/// (the first `16·OV` of each are accumulated).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn weight_tile(
-    gw: &[f32],
-    stride: usize,
-    xp: &[f32],
-    offs: [usize; TR],
-    sums: &mut [[f32; TR]; MR],
+unsafe fn weight_tile<const TT: usize, const OV: usize>(
+    xps: &[f32],
+    gts: &[f32],
+    runs: &Runs,
+    offs: [usize; TT],
+    o0: usize,
+    dwt: &mut [f32],
 ) {
     use std::arch::x86_64::*;
-    debug_assert!(stride % LANES == 0 && gw.len() >= MR * stride);
-    debug_assert!(offs.iter().all(|&o| o + stride <= xp.len()));
-    let mut acc = [[_mm512_setzero_ps(); TR]; MR];
-    let (gp, xq) = (gw.as_ptr(), xp.as_ptr());
-    for q in (0..stride).step_by(LANES) {
-        // SAFETY: the caller's bounds.
-        let b: [__m512; TR] =
-            std::array::from_fn(|k| unsafe { _mm512_loadu_ps(xq.add(offs[k] + q)) });
-        for (r, acc) in acc.iter_mut().enumerate() {
-            // SAFETY: row `r < MR` of `gw`, `q + 16 <= stride`.
-            let a = unsafe { _mm512_loadu_ps(gp.add(r * stride + q)) };
-            for (acc, b) in acc.iter_mut().zip(&b) {
-                *acc = _mm512_fmadd_ps(a, *b, *acc);
+    debug_assert!(runs.samples * runs.padded_len <= xps.len());
+    debug_assert!(runs.samples * runs.gt_len <= gts.len());
+    debug_assert!((TT - 1) * runs.c_pad + OV * LANES <= dwt.len());
+    let mut acc = [[_mm512_setzero_ps(); OV]; TT];
+    for s in 0..runs.samples {
+        for oy in 0..runs.rows {
+            // SAFETY: the caller's bounds.
+            let (x_row, g_row) = unsafe {
+                (
+                    xps.as_ptr().add(s * runs.padded_len + oy * runs.wp),
+                    gts.as_ptr()
+                        .add(s * runs.gt_len + oy * runs.wo * runs.c_pad + o0),
+                )
+            };
+            let taps: [*const f32; TT] = std::array::from_fn(|k| unsafe { x_row.add(offs[k]) });
+            for ox in 0..runs.wo {
+                // SAFETY: the caller's bounds.
+                let b: [__m512; OV] = std::array::from_fn(|v| unsafe {
+                    _mm512_loadu_ps(g_row.add(ox * runs.c_pad + v * LANES))
+                });
+                for (acc, tap) in acc.iter_mut().zip(&taps) {
+                    // SAFETY: the caller's bounds.
+                    let a = _mm512_set1_ps(unsafe { *tap.add(ox) });
+                    for (acc, b) in acc.iter_mut().zip(&b) {
+                        *acc = _mm512_fmadd_ps(a, *b, *acc);
+                    }
+                }
             }
         }
     }
-    // Stored, then summed: `_mm512_reduce_add_ps` here made the register allocator keep one
-    // accumulator of the loop above on the stack (a store and a load per 16 positions).
-    let mut lanes = [[[0.0f32; LANES]; TR]; MR];
-    for (lanes, acc) in lanes.iter_mut().zip(&acc) {
-        for (lanes, acc) in lanes.iter_mut().zip(acc) {
-            // SAFETY: `lanes` holds 16 floats.
-            unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), *acc) };
-        }
-    }
-    for (sums, lanes) in sums.iter_mut().zip(&lanes) {
-        for (sum, lanes) in sums.iter_mut().zip(lanes) {
-            *sum += lanes.iter().sum::<f32>();
+    for (k, acc) in acc.iter().enumerate() {
+        for (v, acc) in acc.iter().enumerate() {
+            let at = k * runs.c_pad + v * LANES;
+            let sum = &mut dwt[at..at + LANES];
+            // SAFETY: `sum` holds 16 floats.
+            unsafe {
+                let old = _mm512_loadu_ps(sum.as_ptr());
+                _mm512_storeu_ps(sum.as_mut_ptr(), _mm512_add_ps(old, *acc));
+            }
         }
     }
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-unsafe fn weight_tile(_: &[f32], _: usize, _: &[f32], _: [usize; TR], _: &mut [[f32; TR]; MR]) {
+unsafe fn weight_tile<const TT: usize, const OV: usize>(
+    _: &[f32],
+    _: &[f32],
+    _: &Runs,
+    _: [usize; TT],
+    _: usize,
+    _: &mut [f32],
+) {
     unreachable!("the direct convolution runs only on x86-64")
 }

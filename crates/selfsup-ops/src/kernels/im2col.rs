@@ -479,7 +479,7 @@ pub fn backward(
     let conv_dx = as_conv.map(|(g_t, w_t)| forward(&g_t, grad, &w_t));
     // A stride-1 weight gradient without im2col where the CPU allows (`direct.rs`).
     let direct_dw = if weight_grad {
-        direct::Plan::for_weight_gradient(g).map(|plan| plan.weight_gradient(x, grad))
+        direct::Plan::new(g).map(|plan| plan.weight_gradient(x, grad))
     } else {
         None
     };
