@@ -91,9 +91,9 @@ fn per_channel(
         .collect()
 }
 
-/// Applies `f(channel, input run, output run)` to every (sample, channel) run, in parallel
-/// over samples.
-fn per_run(layout: Layout, out: &mut [f32], f: impl Fn(usize, usize, &mut [f32]) + Sync) {
+/// Applies `f(channel, start of the run in the input, output run)` to every (sample,
+/// channel) run of `out`, in parallel over samples.
+fn per_run<T: Send>(layout: Layout, out: &mut [T], f: impl Fn(usize, usize, &mut [T]) + Sync) {
     let Layout { c, s, .. } = layout;
     out.par_chunks_mut(c * s)
         .enumerate()
@@ -153,17 +153,20 @@ pub fn forward(
     let shift: Vec<f32> = (0..layout.c)
         .map(|ch| beta[ch] - (mean[ch] as f32) * scale[ch])
         .collect();
-    let mut y = vec![0.0f32; x.len()];
-    per_run(layout, &mut y, |ch, start, out| {
-        let (a, b) = (scale[ch], shift[ch]);
-        let end = start + out.len();
-        let pairs = out.iter_mut().zip(&x[start..end]);
-        if relu {
-            pairs.for_each(|(o, &v)| *o = (v * a + b).max(0.0));
-        } else {
-            pairs.for_each(|(o, &v)| *o = v * a + b);
-        }
-    });
+    let fill = |y: &mut [std::mem::MaybeUninit<f32>]| {
+        per_run(layout, y, |ch, start, out| {
+            let (a, b) = (scale[ch], shift[ch]);
+            let end = start + out.len();
+            let pairs = out.iter_mut().zip(&x[start..end]);
+            if relu {
+                pairs.for_each(|(o, &v)| _ = o.write((v * a + b).max(0.0)));
+            } else {
+                pairs.for_each(|(o, &v)| _ = o.write(v * a + b));
+            }
+        })
+    };
+    // SAFETY: `per_run` hands every run of `y` to the closure, which writes all of it.
+    let y = unsafe { super::written_by(x.len(), fill) };
     let to_f32 = |v: Vec<f64>| v.into_iter().map(|v| v as f32).collect();
     Forward {
         y,
@@ -237,18 +240,21 @@ pub fn backward(
             (a as f32, b as f32, d as f32)
         })
         .collect();
-    let mut dx = vec![0.0f32; x.len()];
-    per_run(layout, &mut dx, |ch, start, out| {
-        let (a, b, d) = coeffs[ch];
-        let end = start + out.len();
-        let triples = out.iter_mut().zip(&dy[start..end]).zip(&x[start..end]);
-        if relu.is_some() {
-            let gate = gate(ch);
-            triples.for_each(|((o, &g), &v)| *o = a * gate(g, v) + b * v + d);
-        } else {
-            triples.for_each(|((o, &g), &v)| *o = a * g + b * v + d);
-        }
-    });
+    let fill = |dx: &mut [std::mem::MaybeUninit<f32>]| {
+        per_run(layout, dx, |ch, start, out| {
+            let (a, b, d) = coeffs[ch];
+            let end = start + out.len();
+            let triples = out.iter_mut().zip(&dy[start..end]).zip(&x[start..end]);
+            if relu.is_some() {
+                let gate = gate(ch);
+                triples.for_each(|((o, &g), &v)| _ = o.write(a * gate(g, v) + b * v + d));
+            } else {
+                triples.for_each(|((o, &g), &v)| _ = o.write(a * g + b * v + d));
+            }
+        })
+    };
+    // SAFETY: `per_run` hands every run of `dx` to the closure, which writes all of it.
+    let dx = unsafe { super::written_by(x.len(), fill) };
     let to_f32 = |v: Vec<f64>| v.into_iter().map(|v| v as f32).collect();
     (dx, to_f32(dgamma), to_f32(dbeta))
 }

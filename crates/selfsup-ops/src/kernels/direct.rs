@@ -163,44 +163,47 @@ impl Plan {
         let tiles = self.wide.div_ceil(NR);
         let wide_row = tiles * NR;
         let per_chunk = g.batch.div_ceil(rayon::current_num_threads().max(1));
-        let mut y = vec![0.0f32; g.batch * output_len];
-        y.par_chunks_mut(per_chunk * output_len)
-            .enumerate()
-            .for_each(|(chunk, y)| {
-                with_scratch(self.padded_len + self.rows(FMR) * wide_row, |scratch| {
-                    let (xp, out) = scratch.split_at_mut(self.padded_len);
-                    for (i, y_n) in y.chunks_exact_mut(output_len).enumerate() {
-                        let n = chunk * per_chunk + i;
-                        self.pad(&x[n * input_len..][..input_len], xp);
-                        for block in 0..self.rows(FMR) / FMR {
-                            let w = &packed[block * self.taps() * FMR..][..self.taps() * FMR];
-                            let out = &mut out[block * FMR * wide_row..][..FMR * wide_row];
-                            for tile in 0..tiles {
-                                // SAFETY: `any_batch` checked AVX-512F; the tile reads
-                                // `xp[offset + tile·NR ..][..NR]` for every offset, inside
-                                // `padded_len` by its slack, and writes `FMR` rows of `NR`
-                                // floats at `tile·NR` of rows `wide_row` long.
-                                unsafe {
-                                    forward_tile(
-                                        w,
-                                        &self.offsets,
-                                        xp.as_ptr().add(tile * NR),
-                                        out.as_mut_ptr().add(tile * NR),
-                                        wide_row,
-                                    );
+        let fill = |y: &mut [std::mem::MaybeUninit<f32>]| {
+            y.par_chunks_mut(per_chunk * output_len)
+                .enumerate()
+                .for_each(|(chunk, y)| {
+                    with_scratch(self.padded_len + self.rows(FMR) * wide_row, |scratch| {
+                        let (xp, out) = scratch.split_at_mut(self.padded_len);
+                        for (i, y_n) in y.chunks_exact_mut(output_len).enumerate() {
+                            let n = chunk * per_chunk + i;
+                            self.pad(&x[n * input_len..][..input_len], xp);
+                            for block in 0..self.rows(FMR) / FMR {
+                                let w = &packed[block * self.taps() * FMR..][..self.taps() * FMR];
+                                let out = &mut out[block * FMR * wide_row..][..FMR * wide_row];
+                                for tile in 0..tiles {
+                                    // SAFETY: `any_batch` checked AVX-512F; the tile reads
+                                    // `xp[offset + tile·NR ..][..NR]` for every offset, inside
+                                    // `padded_len` by its slack, and writes `FMR` rows of `NR`
+                                    // floats at `tile·NR` of rows `wide_row` long.
+                                    unsafe {
+                                        forward_tile(
+                                            w,
+                                            &self.offsets,
+                                            xp.as_ptr().add(tile * NR),
+                                            out.as_mut_ptr().add(tile * NR),
+                                            wide_row,
+                                        );
+                                    }
+                                }
+                            }
+                            for (o, y_o) in y_n.chunks_exact_mut(g.ho * g.wo).enumerate() {
+                                let wide = &out[o * wide_row..];
+                                for (oy, row) in y_o.chunks_exact_mut(g.wo).enumerate() {
+                                    row.write_copy_of_slice(&wide[oy * self.wp..][..g.wo]);
                                 }
                             }
                         }
-                        for (o, y_o) in y_n.chunks_exact_mut(g.ho * g.wo).enumerate() {
-                            let wide = &out[o * wide_row..];
-                            for (oy, row) in y_o.chunks_exact_mut(g.wo).enumerate() {
-                                row.copy_from_slice(&wide[oy * self.wp..][..g.wo]);
-                            }
-                        }
-                    }
+                    });
                 });
-            });
-        y
+        };
+        // SAFETY: every sample's chunk is written in full: each output channel's rows, `wo`
+        // floats each, `ho` rows per channel.
+        unsafe { super::written_by(g.batch * output_len, fill) }
     }
 
     /// `dW = Σ_n G_n · xp_nᵀ` over the taps, `[c_out, c_in·k_h·k_w]`, from the output gradient

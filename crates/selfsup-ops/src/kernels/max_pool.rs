@@ -254,15 +254,21 @@ pub fn backward(g: &PoolGeometry, grad: &[f32], positions: &[u32]) -> Vec<f32> {
     let (pin, pout) = (g.plane_in(), g.plane_out());
     assert_eq!(grad.len(), g.planes * pout, "max_pool2d: gradient length");
     assert_eq!(positions.len(), grad.len(), "max_pool2d: positions length");
-    let mut dx = vec![0.0f32; g.planes * pin];
     if pout == 0 {
-        return dx;
+        return vec![0.0f32; g.planes * pin];
     }
     let per = chunk_planes(g);
-    dx.par_chunks_mut(per * pin)
+    // Each plane is zeroed just before its gradients are added, while it is in cache (a
+    // zeroed allocation first was a separate pass over the whole input gradient).
+    let mut dx = Vec::with_capacity(g.planes * pin);
+    dx.spare_capacity_mut()[..g.planes * pin]
+        .par_chunks_mut(per * pin)
         .enumerate()
         .for_each(|(chunk, dx)| {
             for (i, dx) in dx.chunks_mut(pin).enumerate() {
+                dx.fill(std::mem::MaybeUninit::new(0.0));
+                // SAFETY: every element was just written.
+                let dx = unsafe { &mut *(dx as *mut [std::mem::MaybeUninit<f32>] as *mut [f32]) };
                 let plane = (chunk * per + i) * pout;
                 let (grad, at) = (&grad[plane..][..pout], &positions[plane..][..pout]);
                 for (&g, &p) in grad.iter().zip(at) {
@@ -272,6 +278,8 @@ pub fn backward(g: &PoolGeometry, grad: &[f32], positions: &[u32]) -> Vec<f32> {
                 }
             }
         });
+    // SAFETY: the chunks cover `planes · pin` floats, and every plane was filled with zeros.
+    unsafe { dx.set_len(g.planes * pin) };
     dx
 }
 
