@@ -4,7 +4,7 @@
 //! Per channel `c`, over its `M = N·S` values:
 //!
 //! ```text
-//! forward   μ = Σx / M,  σ² = Σ(x − μ)² / M          (two passes, as Burn computes them)
+//! forward   μ = Σx / M,  σ² = Σ(x − μ)² / M          (one pass over memory, below)
 //!           y = (x − μ)·γ/√(σ² + ε) + β
 //! backward  x̂ = (x − μ)/√(σ² + ε),  dβ = Σdy,  dγ = Σdy·x̂
 //!           dx = γ/√(σ² + ε) · (dy − dβ/M − x̂·dγ/M)
@@ -72,21 +72,40 @@ fn lanes_pair(xs: &[f32], ys: &[f32], f: impl Fn(f32, f32) -> (f32, f32)) -> (f6
     (total(a) + ta, total(b) + tb)
 }
 
-/// Per-channel sums over `x` (`[n, c, s]`).
-fn per_channel(
-    layout: Layout,
-    sum_run: impl Fn(usize, usize, std::ops::Range<usize>) -> f64 + Sync,
-) -> Vec<f64> {
+/// The mean and biased variance of every channel of `x` (`[n, c, s]`), reading `x` once.
+///
+/// Each (sample, channel) run is summed, and then its deviations from its own mean are
+/// summed while it is still in L1; the runs' `(count, mean, M2)` are merged in f64 with
+/// Chan et al.'s pairwise update, `M2 = M2_a + M2_b + δ²·n_a·n_b/(n_a + n_b)`. This is one
+/// pass over memory instead of the textbook two (the mean first, then `Σ(x − μ)²`), and
+/// deviations are taken from each run's own mean, so a mean far from zero costs no digits.
+fn statistics(layout: Layout, x: &[f32]) -> Vec<(f64, f64)> {
     let Layout { n, c, s } = layout;
+    if n * s == 0 {
+        // No values: the statistics are 0/0, as a two-pass mean would give.
+        return vec![(f64::NAN, f64::NAN); c];
+    }
     (0..c)
         .into_par_iter()
         .map(|ch| {
-            (0..n)
-                .map(|i| {
-                    let start = (i * c + ch) * s;
-                    sum_run(i, ch, start..start + s)
-                })
-                .sum()
+            let (mut count, mut mean, mut m2) = (0.0f64, 0.0f64, 0.0f64);
+            for i in 0..n {
+                let run = &x[(i * c + ch) * s..][..s];
+                // A first estimate of the run's mean, then the deviations from it, summed
+                // and squared: the corrected two-pass form, whose mean `mu + Σd/s` and
+                // `M2 = Σd² − (Σd)²/s` do not inherit the first sum's rounding (which the
+                // merge below would turn into a first-order error of the variance).
+                let mu = (lanes(run, |v| v) / s as f64) as f32;
+                let (d, d2) = lanes_pair(run, run, |v, _| (v - mu, (v - mu) * (v - mu)));
+                let run_mean = mu as f64 + d / s as f64;
+                let run_m2 = d2 - d * d / s as f64;
+                let total = count + s as f64;
+                let delta = run_mean - mean;
+                mean += delta * s as f64 / total;
+                m2 += run_m2 + delta * delta * count * s as f64 / total;
+                count = total;
+            }
+            (mean, (m2 / count).max(0.0))
         })
         .collect()
 }
@@ -135,18 +154,7 @@ pub fn forward(
     );
     assert_eq!(gamma.len(), layout.c, "batch_norm: gamma length");
     assert_eq!(beta.len(), layout.c, "batch_norm: beta length");
-    let m = layout.count();
-    let mean: Vec<f64> = per_channel(layout, |_, _, r| lanes(&x[r], |v| v))
-        .into_iter()
-        .map(|s| s / m)
-        .collect();
-    let variance: Vec<f64> = per_channel(layout, |_, ch, r| {
-        let mu = mean[ch] as f32;
-        lanes(&x[r], |v| (v - mu) * (v - mu))
-    })
-    .into_iter()
-    .map(|s| s / m)
-    .collect();
+    let (mean, variance): (Vec<f64>, Vec<f64>) = statistics(layout, x).into_iter().unzip();
     let scale: Vec<f32> = (0..layout.c)
         .map(|ch| (gamma[ch] as f64 / (variance[ch] + epsilon).sqrt()) as f32)
         .collect();
@@ -302,6 +310,46 @@ mod tests {
                 assert!((dx[i] as f64 - want_dx).abs() < 1e-5, "dx[{i}]");
             }
         }
+    }
+
+    /// The one-pass statistics keep their accuracy where a mean far from zero would cancel
+    /// most digits of `E[x²] − E[x]²`: values of 1000 ± 0.1 (f32 spacing there: 6e-5), runs of
+    /// different means, and a constant channel.
+    #[test]
+    fn statistics_of_values_far_from_zero() {
+        let layout = Layout { n: 5, c: 2, s: 300 };
+        let len = layout.n * layout.c * layout.s;
+        let x: Vec<f32> = (0..len)
+            .map(|i| {
+                let ch = (i / layout.s) % layout.c;
+                let sample = i / (layout.c * layout.s);
+                if ch == 1 {
+                    -3.25
+                } else {
+                    1000.0 + sample as f32 * 0.05 + ((i * 37 % 101) as f32 / 500.0 - 0.1)
+                }
+            })
+            .collect();
+        let stats = statistics(layout, &x);
+        let m = (layout.n * layout.s) as f64;
+        let values = |ch: usize| {
+            (0..len)
+                .filter(move |i| (i / layout.s) % layout.c == ch)
+                .map(|i| x[i] as f64)
+        };
+        let mu = values(0).sum::<f64>() / m;
+        let var = values(0).map(|v| (v - mu).powi(2)).sum::<f64>() / m;
+        assert!(
+            (stats[0].0 - mu).abs() < 1e-6 * mu,
+            "{} vs {mu}",
+            stats[0].0
+        );
+        assert!(
+            (stats[0].1 - var).abs() < 1e-5 * var,
+            "{} vs {var}",
+            stats[0].1
+        );
+        assert_eq!(stats[1], (-3.25, 0.0));
     }
 
     /// Fused with a ReLU: the output is `max(y, 0)` of the plain kernel, bit for bit, and the
