@@ -485,6 +485,13 @@ pub fn check_paths(dir: &Path, epochs: usize) -> Result<(), UserError> {
     .map(|name| dir.join(name))
     .collect();
     if let Ok(meta) = fs::symlink_metadata(&root) {
+        if meta.file_type().is_symlink() {
+            return Err(refuse(
+                &root,
+                "a symbolic link (the run renames checkpoints into place and prunes them in a \
+                 folder of its own): put the folder itself there",
+            ));
+        }
         if !meta.is_dir() {
             return Err(refuse(
                 &root,

@@ -324,9 +324,11 @@ impl RunConfig {
             file: user.as_ref().map(|(path, _)| path.to_path_buf()),
             file_keys: user.as_ref().map(|(_, t)| t.keys().cloned().collect()),
         };
-        let config: RunConfig = toml::Value::Table(table)
-            .try_into()
-            .map_err(|e| UserError(format!("{}: {}", named("recipe"), one_line(&e))))?;
+        let config: RunConfig = toml::Value::Table(table).try_into().map_err(|e| {
+            let at = user.as_ref().and_then(|(_, t)| bad_view_step(t));
+            let (at, e) = at.unwrap_or_else(|| (String::new(), one_line(&e)));
+            UserError(format!("{}: {at}{e}", named("recipe")))
+        })?;
         Ok((config, origin))
     }
 
@@ -691,6 +693,25 @@ fn read_config_text(path: &Path) -> Result<String, UserError> {
 }
 
 /// A TOML error on one line.
+/// The first step of the file's `[[views]]` that is no augmentation, as
+/// `("views[i].steps[j] (op = \"name\"): ", why)`: serde's message for the whole file names
+/// neither the view nor the step.
+fn bad_view_step(file: &toml::Table) -> Option<(String, String)> {
+    let views = file.get("views")?.as_array()?;
+    views.iter().enumerate().find_map(|(i, view)| {
+        let steps = view.get("steps")?.as_array()?;
+        steps.iter().enumerate().find_map(|(j, step)| {
+            let e = step.clone().try_into::<Augmentation>().err()?;
+            let op = step
+                .get("op")
+                .and_then(|op| op.as_str())
+                .map(|op| format!(" (op = \"{op}\")"))
+                .unwrap_or_default();
+            Some((format!("views[{i}].steps[{j}]{op}: "), one_line(&e)))
+        })
+    })
+}
+
 fn one_line(e: &impl std::fmt::Display) -> String {
     // serde names the Rust types it expected; a user knows the TOML shapes.
     e.to_string()

@@ -132,6 +132,12 @@ fn backend_device(name: &str) -> Result<(Backend, Device), UserError> {
 fn run_config(dir: &Path) -> Result<(RunConfig, Origin), UserError> {
     let path = dir.join("config.toml");
     let is_run = matches!(rundir::inspect(dir), Ok(rundir::State::Run { .. }));
+    if is_run && !path.exists() {
+        return Err(UserError(format!(
+            "{} is a selfsup run without its config.toml (deleted or moved?); restore it              (from a copy, or rewrite it with the settings the run was started with): its              checkpoints cannot be read without it",
+            dir.display()
+        )));
+    }
     if !path.is_file() || !is_run {
         return Err(UserError(format!(
             "{} is not a selfsup run directory (no {}); give a folder that `selfsup pretrain \
@@ -789,8 +795,17 @@ struct EpochRow {
 
 fn read_metrics(run: &Path) -> Result<Vec<EpochRow>, UserError> {
     let path = run.join("metrics.csv");
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| UserError(format!("cannot read {}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        UserError(if e.kind() == std::io::ErrorKind::NotFound {
+            format!(
+                "{} is missing: --select label-free chooses among the epochs it lists; \
+                 use --select latest (or restore the file)",
+                path.display()
+            )
+        } else {
+            format!("cannot read {}: {e}", path.display())
+        })
+    })?;
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
     let column = |name: &str| {
@@ -856,8 +871,9 @@ fn select_label_free(run: &Path) -> Result<PathBuf, UserError> {
     let file = checkpoint::epoch_model(run, row.epoch);
     if !file.is_file() {
         return Err(UserError(format!(
-            "{} is missing: the run kept no model of epoch {} (runs from before selfsup kept \
-             one per epoch cannot be chosen among); use --select latest",
+            "{} is missing, so epoch {} (the label-free choice) cannot be evaluated: the \
+             run keeps each epoch's model there, and this one was deleted or never written; \
+             use --select latest",
             file.display(),
             row.epoch
         )));

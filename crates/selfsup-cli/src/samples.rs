@@ -160,9 +160,10 @@ impl Split {
     }
 }
 
-/// Whether a `--dataset` value names a CSV file.
+/// Whether a `--dataset` value names a CSV file (`.csv` or `.csv.gz`, in any case).
 pub fn is_csv(dataset: &str) -> bool {
-    dataset.ends_with(".csv") || dataset.ends_with(".csv.gz")
+    let name = dataset.to_ascii_lowercase();
+    name.ends_with(".csv") || name.ends_with(".csv.gz")
 }
 
 /// Loads a labelled CSV (class in the last column), holds out a fixed, seeded 20 % as the test

@@ -171,6 +171,51 @@ fn pretrain_mistakes_are_one_line_errors() {
         &selfsup(&["pretrain", "--dataset", "/no/such/folder"]),
         "neither a dataset name",
     );
+    // A file is a dataset only as a CSV table (the extension in any case); an IDX file is
+    // a part of a folder-dataset.
+    let text = root.join("notes.txt");
+    std::fs::write(&text, "1,2,3\n").unwrap();
+    assert_user_error(
+        &selfsup(&["pretrain", "--dataset", text.to_str().unwrap()]),
+        "is a file but not a CSV table (its name does not end in .csv)",
+    );
+    let idx = root.join("train-images-idx3-ubyte");
+    std::fs::write(&idx, [0u8, 0, 8, 3]).unwrap();
+    assert_user_error(
+        &selfsup(&["pretrain", "--dataset", idx.to_str().unwrap()]),
+        &format!(
+            "is one IDX file; give the folder that holds the four IDX files ({})",
+            root.display()
+        ),
+    );
+    // A `[[views]]` step that is no augmentation is named by view, step and op.
+    let views = root.join("views.toml");
+    std::fs::write(
+        &views,
+        "[[views]]\nsteps = [{ op = \"horizontal_flip\", p = 0.5 }]\n\
+         [[views]]\nsteps = [{ op = \"horizontal_flip\", p = 0.5 }, \
+         { op = \"resized_crop\", size = [28, 28], scale = [0.3, 1.0] }]\n",
+    )
+    .unwrap();
+    assert_user_error(
+        &selfsup(&["pretrain", "--config", views.to_str().unwrap()]),
+        "views[1].steps[1] (op = \"resized_crop\"): missing field `ratio`",
+    );
+    std::fs::write(
+        &views,
+        "[[views]]\nsteps = [{ op = \"gaussian_blurr\", sigma = [0.1, 2.0] }]\n",
+    )
+    .unwrap();
+    assert_user_error(
+        &selfsup(&["pretrain", "--config", views.to_str().unwrap()]),
+        "views[0].steps[0] (op = \"gaussian_blurr\"): unknown variant `gaussian_blurr`",
+    );
+    let upper = root.join("TINY.CSV");
+    std::fs::write(&upper, "a,b,class\n1,2,0\n3,4,1\n").unwrap();
+    assert_user_error(
+        &selfsup(&["pretrain", "--dataset", upper.to_str().unwrap()]),
+        "2 data rows; a run needs at least 10",
+    );
     assert_user_error(
         &selfsup(&["pretrain", "--resume"]),
         "--resume needs --out DIR",
@@ -512,6 +557,22 @@ fn eval_selects_an_epoch_without_labels() {
     assert_user_error(
         &selfsup(&["eval", dir.to_str().unwrap(), "--select", "best"]),
         "--select must be latest or label-free, got 'best'",
+    );
+    // What the choice needs, deleted: each is named, with the way out.
+    let select =
+        |dir: &std::path::Path| selfsup(&["eval", dir.to_str().unwrap(), "--select", "label-free"]);
+    for epoch in 1..=2 {
+        std::fs::remove_file(dir.join(format!("checkpoints/epoch-{epoch:04}.bpk"))).unwrap();
+    }
+    assert_user_error(
+        &select(&dir),
+        "(the label-free choice) cannot be evaluated: the run keeps each epoch's model there",
+    );
+    std::fs::remove_file(dir.join("metrics.csv")).unwrap();
+    assert_user_error(
+        &select(&dir),
+        "metrics.csv is missing: --select label-free chooses among the epochs it lists; use \
+         --select latest",
     );
     let _ = std::fs::remove_dir_all(&root);
 }

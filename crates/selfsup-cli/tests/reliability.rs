@@ -958,6 +958,29 @@ fn damaged_checkpoints_are_never_used_and_never_deleted() {
     std::fs::write(filed.join("checkpoints"), "not a folder").unwrap();
     let out = resume(&filed, &["--epochs", "3"]);
     assert_user_error(&out, "checkpoints is not a folder");
+    let linked = root.join("linked");
+    copy_dir(&run, &linked);
+    std::fs::rename(linked.join("checkpoints"), root.join("elsewhere")).unwrap();
+    std::os::unix::fs::symlink(root.join("elsewhere"), linked.join("checkpoints")).unwrap();
+    let out = resume(&linked, &["--epochs", "3"]);
+    assert_user_error(
+        &out,
+        "checkpoints is a symbolic link (the run renames checkpoints",
+    );
+
+    // A run whose config.toml was deleted is still called a run, and the fix is named.
+    let unconfigured = root.join("unconfigured");
+    copy_dir(&run, &unconfigured);
+    std::fs::remove_file(unconfigured.join("config.toml")).unwrap();
+    let without = format!(
+        "{} is a selfsup run without its config.toml (deleted or moved?); restore it",
+        unconfigured.display()
+    );
+    assert_user_error(&resume(&unconfigured, &["--epochs", "3"]), &without);
+    assert_user_error(
+        &selfsup(&["eval", unconfigured.to_str().unwrap()]),
+        &without,
+    );
 
     // A dataset that is gone is named as gone, not as a changed setting.
     assert_user_error(

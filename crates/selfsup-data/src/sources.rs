@@ -203,6 +203,26 @@ pub fn idx_folder(dir: &Path) -> Result<Split, DataError> {
     Ok(split)
 }
 
+/// Why `path` is no dataset (it is neither a name of [`NAMED`] nor a folder), and what to give.
+fn not_a_dataset(path: &Path) -> String {
+    let kinds = format!(
+        "a dataset name ({}), a folder of IDX files or of images, or a CSV table (FILE.csv)",
+        NAMED.join(", ")
+    );
+    let file_name = path.file_name().map(|n| n.to_string_lossy().to_lowercase());
+    if !path.exists() {
+        format!("does not exist; give {kinds}")
+    } else if file_name.as_deref().is_some_and(|n| n.contains("-ubyte")) {
+        let folder = path.parent().filter(|p| !p.as_os_str().is_empty());
+        format!(
+            "is one IDX file; give the folder that holds the four IDX files ({})",
+            folder.map_or(".".into(), |p| p.display().to_string())
+        )
+    } else {
+        format!("is a file but not a CSV table (its name does not end in .csv); give {kinds}")
+    }
+}
+
 /// The datasets `selfsup pretrain --dataset` knows by name.
 pub const NAMED: [&str; 4] = ["fashion-mnist-10k", "fashion-mnist", "mnist", "digits"];
 
@@ -260,10 +280,7 @@ pub fn load_with_warnings(name: &str) -> Result<(Split, Vec<String>), DataError>
                     crate::images::image_folder_with_warnings(dir)
                 }
             } else {
-                Err(DataError::new(
-                    dir,
-                    format!("neither a dataset name ({}) nor a folder", NAMED.join(", ")),
-                ))
+                Err(DataError::new(dir, not_a_dataset(dir)))
             }
         }
     }
