@@ -34,6 +34,8 @@ pub struct LinearProbeReport {
 
 /// Trains a linear classifier on frozen `train` features (standardised with the training
 /// mean and standard deviation, which are applied to `test` too) and reports its accuracy.
+/// It predicts only classes that occur in `train_labels`: a test sample of any other class
+/// counts as wrong.
 ///
 /// The features need no gradient; the classifier is trained on `train`'s device with autodiff.
 ///
@@ -109,9 +111,29 @@ pub fn linear_probe(
         }
     }
     let classifier = classifier.valid();
+    // Only classes the probe was trained on can be predicted: the output of a class without a
+    // training sample is never trained towards anything, and out-of-distribution features
+    // land on it by chance (which once scored test-only classes as right).
+    let trained = train_labels
+        .to_data()
+        .convert::<i64>()
+        .try_into_vec::<i64>()
+        .expect("labels are integers");
+    let mut excluded = vec![f32::NEG_INFINITY; classes];
+    for &label in &trained {
+        if let Some(slot) = usize::try_from(label)
+            .ok()
+            .and_then(|l| excluded.get_mut(l))
+        {
+            *slot = 0.0;
+        }
+    }
+    let excluded =
+        Tensor::<1>::from_data(TensorData::new(excluded, [classes]), &device).unsqueeze_dim::<2>(0);
     let accuracy = |x: Tensor<2>, y: Tensor<1, Int>| {
         let rows = x.dims()[0];
-        let predicted = classifier.forward(x).argmax(1).reshape([rows]);
+        let logits = classifier.forward(x) + excluded.clone();
+        let predicted = logits.argmax(1).reshape([rows]);
         predicted.equal(y).int().sum().into_scalar::<i64>() as f64 / rows as f64
     };
     LinearProbeReport {

@@ -187,6 +187,36 @@ fn the_linear_probe_separates_separable_classes_and_not_random_labels() {
     assert!(report.test_accuracy < 0.45, "{report:?}");
 }
 
+/// The rows of `clusters(n, 4, seed)` whose class is in `keep`.
+fn clusters_of(n: usize, seed: u64, keep: &[usize]) -> (Tensor<2>, Tensor<1, Int>) {
+    let (x, y) = clusters(n, 4, seed);
+    let rows: Vec<i64> = (0..n)
+        .filter(|i| keep.contains(&(i % 4)))
+        .map(|i| i as i64)
+        .collect();
+    let index = Tensor::<1, Int>::from_data(TensorData::new(rows.clone(), [rows.len()]), &device());
+    (x.select(0, index.clone()), y.select(0, index))
+}
+
+#[test]
+fn the_linear_probe_predicts_only_classes_it_was_trained_on() {
+    let config = LinearProbeConfig::new()
+        .with_epochs(20)
+        .with_batch_size(64)
+        .with_lr(1e-2);
+    // Trained on classes 0 and 1, tested on class 2 alone: every answer is wrong, whatever
+    // the untrained outputs of classes 2 and 3 say.
+    let (train, train_y) = clusters_of(400, 1, &[0, 1]);
+    let (test, test_y) = clusters_of(200, 2, &[2]);
+    let report = linear_probe(&config, train, train_y, test, test_y, 4);
+    assert_eq!(report.test_accuracy, 0.0, "{report:?}");
+    // One class in training and in testing: the only answer, and right.
+    let (train, train_y) = clusters_of(400, 1, &[3]);
+    let (test, test_y) = clusters_of(200, 2, &[3]);
+    let report = linear_probe(&config, train, train_y, test, test_y, 4);
+    assert_eq!(report.test_accuracy, 1.0, "{report:?}");
+}
+
 #[test]
 #[should_panic(expected = "linear probe: train features have 8 dimensions, test 3")]
 fn the_linear_probe_names_mismatched_dimensions() {
