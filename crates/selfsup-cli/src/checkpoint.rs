@@ -111,10 +111,17 @@ fn io_error(path: &Path, e: impl std::fmt::Display) -> UserError {
     UserError(format!("{}: {e}", path.display()))
 }
 
+/// The longest file name (in bytes) of the usual Unix file systems.
+pub const NAME_MAX: usize = 255;
+
 /// Writes `bytes` to `path` through a synced temporary file and a rename; errors name `path`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), UserError> {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(".tmp");
+    if name.len() > NAME_MAX {
+        // A legal name with the suffix would be too long for the file system.
+        name = format!(".selfsup-{}.tmp", std::process::id()).into();
+    }
     let tmp = path.with_file_name(name);
     let written = File::create(&tmp)
         .and_then(|mut file| {
@@ -537,7 +544,7 @@ pub fn load_model<M: Module>(checkpoint: &Path, model: M) -> Result<M, UserError
 }
 
 /// Where the size and CRC-32 of a kept epoch model are.
-fn sum_path(model: &Path) -> PathBuf {
+pub fn sum_path(model: &Path) -> PathBuf {
     model.with_extension("bpk.sum")
 }
 

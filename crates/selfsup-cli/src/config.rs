@@ -590,11 +590,14 @@ impl RunConfig {
         };
         for (key, methods) in USED_BY {
             if given(key) && !methods.contains(&self.method.as_str()) {
+                let users = match methods {
+                    [one] => format!("only {one} does"),
+                    many => format!("only {} do", many.join(", ")),
+                };
                 out.push(format!(
-                    "{} is ignored: --method {} does not use it (only {} do)",
+                    "{} is ignored: --method {} does not use it ({users})",
                     at(key),
                     self.method,
-                    methods.join(", ")
                 ));
             }
         }

@@ -332,6 +332,14 @@ fn prepare(args: &PretrainArgs, lead: bool, world: usize) -> Result<Prepared, Us
             // Table rows are 1 × 1 × D: the MLP is the only encoder for them.
             config.encoder = "mlp".into();
         }
+        let patch_given = origin
+            .file_keys
+            .as_ref()
+            .is_some_and(|keys| keys.iter().any(|k| k == "mask_patch"));
+        if !patch_given && crate::samples::is_csv(&config.dataset) {
+            // The recipe's 4 × 4 squares do not fit a 1 × D row: mask single features.
+            config.mask_patch = 1;
+        }
         resolve_dataset(&mut config);
         let named = selfsup_data::sources::NAMED.contains(&config.dataset.as_str());
         if !named && !Path::new(&config.dataset).exists() {
@@ -878,6 +886,15 @@ fn select_label_free(run: &Path) -> Result<PathBuf, UserError> {
             row.epoch
         )));
     }
+    let sum = checkpoint::sum_path(&file);
+    if !sum.is_file() {
+        return Err(UserError(format!(
+            "{} is missing, so {} cannot be checked against the size and checksum the run \
+             wrote (it may be damaged); restore the .sum file, or use --select latest",
+            sum.display(),
+            file.display()
+        )));
+    }
     println!(
         "label-free selection over {} epochs (highest RankMe, collapsed epochs excluded): \
          epoch {}, RankMe {:.2}",
@@ -967,7 +984,11 @@ impl Job for Embed<'_> {
         let labels: Vec<i64> = set.labels().iter().map(|&l| l as i64).collect();
         let stem = self.out.with_extension("");
         let labels_path = PathBuf::from(format!("{}.labels.npy", stem.display()));
-        crate::npy::write_i64(&labels_path, &labels)?;
+        if let Err(e) = crate::npy::write_i64(&labels_path, &labels) {
+            // Both files or neither: embeddings without their labels would be read as whole.
+            let _ = std::fs::remove_file(self.out);
+            return Err(e);
+        }
         println!("labels → {}", labels_path.display());
         Ok(())
     }
@@ -987,6 +1008,15 @@ pub fn embed(args: EmbedArgs) -> Result<ExitCode, UserError> {
     let stem = args.out.with_extension("");
     let labels = PathBuf::from(format!("{}.labels.npy", stem.display()));
     for path in [&args.out, &labels] {
+        let name = path.file_name().map_or(0, |n| n.len());
+        if name > crate::checkpoint::NAME_MAX {
+            return Err(UserError(format!(
+                "{}: a file name of {name} bytes is too long (at most {}; the labels go to \
+                 NAME.labels.npy beside --out): choose a shorter --out",
+                path.display(),
+                crate::checkpoint::NAME_MAX
+            )));
+        }
         rundir::check_output_file(path)?;
         rundir::check_not_run_file(path, &args.run)?;
     }

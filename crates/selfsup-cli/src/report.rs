@@ -224,6 +224,8 @@ pub fn table(summary: &Summary, measured: &Measurements) -> String {
             "  the learned features beat {raw} by {:.1} points of kNN accuracy\n",
             (summary.knn_acc - summary.raw_knn_acc) * 100.0
         )
+    } else if (summary.raw_knn_acc - summary.knn_acc) * 100.0 < 0.05 {
+        format!("  the learned features are level with {raw} in kNN accuracy (a tie)\n")
     } else {
         format!(
             "  the learned features do NOT beat {raw} yet ({:.1} points behind); train longer\n",

@@ -158,6 +158,26 @@ pub fn lock(dir: &Path) -> Result<RunLock, UserError> {
 ///
 /// `path` exists inside `run`.
 pub fn check_not_run_file(path: &Path, run: &Path) -> Result<(), UserError> {
+    // A new file's place: its folder, resolved, and its name.
+    let placed = path.parent().and_then(|parent| {
+        let parent = if parent.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            parent
+        };
+        Some(fs::canonicalize(parent).ok()?.join(path.file_name()?))
+    });
+    if let Some(placed) = placed
+        && let Some(owner) = placed.ancestors().skip(1).find(|dir| is_marked(dir))
+        && placed.starts_with(owner.join("checkpoints"))
+    {
+        return Err(UserError(format!(
+            "{} is inside the checkpoints folder of the run {}, which the run writes and \
+             prunes (a later --resume could replace it); write the output elsewhere",
+            path.display(),
+            owner.display()
+        )));
+    }
     let (Ok(file), Ok(run)) = (fs::canonicalize(path), fs::canonicalize(run)) else {
         return Ok(());
     };

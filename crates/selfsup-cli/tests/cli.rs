@@ -153,6 +153,43 @@ fn pretrain_writes_a_complete_run_and_eval_and_embed_read_it() {
     assert_eq!((10 + header_len) % 64, 0);
     assert_eq!(bytes.len(), 10 + header_len + 597 * dim * 4);
     assert!(dir.join("test.labels.npy").is_file());
+    // File names near the file system's 255 bytes: NAME.labels.npy of exactly 255 is written
+    // (through a shorter temporary name), one byte more is refused before any work, leaving
+    // neither file.
+    let parent = dir.parent().unwrap();
+    let longest = parent.join(format!("{}.npy", "e".repeat(244)));
+    embed(&dir, &longest);
+    let labels = parent.join(format!("{}.labels.npy", "e".repeat(244)));
+    assert!(longest.is_file() && labels.is_file());
+    // Not into the folder the run prunes and fills (a later epoch model of that name).
+    let inside = dir.join("checkpoints").join("epoch-0009.bpk");
+    assert_user_error(
+        &selfsup(&[
+            "embed",
+            dir.to_str().unwrap(),
+            "--out",
+            inside.to_str().unwrap(),
+        ]),
+        "is inside the checkpoints folder of the run",
+    );
+    assert!(!inside.exists());
+    let too_long = parent.join(format!("{}.npy", "f".repeat(245)));
+    assert_user_error(
+        &selfsup(&[
+            "embed",
+            dir.to_str().unwrap(),
+            "--out",
+            too_long.to_str().unwrap(),
+        ]),
+        "a file name of 256 bytes is too long (at most 255",
+    );
+    assert!(!too_long.exists());
+    let leftovers: Vec<_> = std::fs::read_dir(parent)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
     let _ = std::fs::remove_dir_all(dir.parent().unwrap());
 }
 
@@ -344,6 +381,27 @@ fn pretrain_learns_from_a_csv_table() {
     let npy = root.join("rows.npy");
     embed(&dir, &npy);
     assert!(npy.is_file());
+
+    // The masked autoencoder's recipe masks 4 × 4 squares; on a table it masks features.
+    let masked = root.join("masked");
+    let out = selfsup(&[
+        "pretrain",
+        "--method",
+        "masked-autoencoder",
+        "--dataset",
+        csv.to_str().unwrap(),
+        "--batch",
+        "32",
+        "--epochs",
+        "1",
+        "--backend",
+        &backend(),
+        "--out",
+        masked.to_str().unwrap(),
+    ]);
+    finished_run(&out, &masked);
+    let config = std::fs::read_to_string(masked.join("config.toml")).unwrap();
+    assert!(config.contains("mask_patch = 1"), "{config}");
 
     assert_user_error(
         &selfsup(&[
@@ -561,6 +619,13 @@ fn eval_selects_an_epoch_without_labels() {
     // What the choice needs, deleted: each is named, with the way out.
     let select =
         |dir: &std::path::Path| selfsup(&["eval", dir.to_str().unwrap(), "--select", "label-free"]);
+    for epoch in 1..=2 {
+        std::fs::remove_file(dir.join(format!("checkpoints/epoch-{epoch:04}.bpk.sum"))).unwrap();
+    }
+    assert_user_error(
+        &select(&dir),
+        ".bpk.sum is missing, so", // … the pick cannot be checked: never loaded unchecked
+    );
     for epoch in 1..=2 {
         std::fs::remove_file(dir.join(format!("checkpoints/epoch-{epoch:04}.bpk"))).unwrap();
     }
