@@ -135,6 +135,39 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), UserError> {
     })
 }
 
+/// [`write_atomic`] for a file that must be new: the finished temporary file is hard-linked
+/// to `path`, which fails when `path` exists by then (another process wrote it since the
+/// caller checked), so nothing is ever replaced.
+pub fn write_new(path: &Path, bytes: &[u8]) -> Result<(), UserError> {
+    // Named per process: two writers of one path never share a temporary file.
+    let pid = std::process::id();
+    let mut name = std::ffi::OsString::from(".");
+    name.push(path.file_name().unwrap_or_default());
+    name.push(format!(".{pid}.tmp"));
+    if name.len() > NAME_MAX {
+        name = format!(".selfsup-{pid}.tmp").into();
+    }
+    let tmp = path.with_file_name(name);
+    let written = File::create(&tmp)
+        .and_then(|mut file| {
+            file.write_all(bytes)?;
+            file.sync_all()
+        })
+        .and_then(|()| fs::hard_link(&tmp, path));
+    let _ = fs::remove_file(&tmp);
+    written.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            io_error(
+                path,
+                "exists now (another process wrote it meanwhile); nothing was replaced: \
+                 choose another --out",
+            )
+        } else {
+            io_error(path, format!("cannot write: {e}"))
+        }
+    })
+}
+
 fn sync_file(path: &Path) -> Result<(), UserError> {
     File::open(path)
         .and_then(|f| f.sync_all())

@@ -1,4 +1,4 @@
-//! NumPy's `.npy` format (version 1.0), written atomically.
+//! NumPy's `.npy` format (version 1.0), written atomically, as new files only.
 
 use std::path::Path;
 
@@ -28,7 +28,8 @@ fn write(path: &Path, descr: &str, shape: &[usize], body: Vec<u8>) -> Result<(),
     bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
     bytes.extend_from_slice(header.as_bytes());
     bytes.extend(body);
-    crate::checkpoint::write_atomic(path, &bytes)
+    // `embed` writes only new files, also against another `embed` started at the same time.
+    crate::checkpoint::write_new(path, &bytes)
 }
 
 /// Writes an `[n, d]` float32 matrix.

@@ -161,6 +161,34 @@ fn pretrain_writes_a_complete_run_and_eval_and_embed_read_it() {
     embed(&dir, &longest);
     let labels = parent.join(format!("{}.labels.npy", "e".repeat(244)));
     assert!(longest.is_file() && labels.is_file());
+    // Two embeds started at once on one new --out: one writes it, the other replaces nothing.
+    let raced = parent.join("raced.npy");
+    let start = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_selfsup"))
+            .args([
+                "embed",
+                dir.to_str().unwrap(),
+                "--out",
+                raced.to_str().unwrap(),
+            ])
+            .env("SELFSUP_BACKEND", backend())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (first, second) = (start(), start());
+    let outcomes = [
+        first.wait_with_output().unwrap(),
+        second.wait_with_output().unwrap(),
+    ];
+    let won = outcomes.iter().filter(|o| o.status.success()).count();
+    let why: Vec<_> = outcomes
+        .iter()
+        .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
+        .collect();
+    assert_eq!(won, 1, "{why:?}");
+    assert!(why.iter().any(|e| e.contains("exists")), "{why:?}");
     // Not into the folder the run prunes and fills (a later epoch model of that name).
     let inside = dir.join("checkpoints").join("epoch-0009.bpk");
     assert_user_error(
