@@ -114,21 +114,29 @@ fn io_error(path: &Path, e: impl std::fmt::Display) -> UserError {
 /// The longest file name (in bytes) of the usual Unix file systems.
 pub const NAME_MAX: usize = 255;
 
-/// Writes `bytes` to `path` through a synced temporary file and a rename; errors name `path`.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), UserError> {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".tmp");
+/// A temporary file beside `path` named `{prefix}{name}{suffix}`, or `.selfsup-{pid}.tmp`
+/// where that would be longer than a file name may be.
+fn temp_beside(path: &Path, prefix: &str, suffix: &str) -> PathBuf {
+    let mut name = std::ffi::OsString::from(prefix);
+    name.push(path.file_name().unwrap_or_default());
+    name.push(suffix);
     if name.len() > NAME_MAX {
-        // A legal name with the suffix would be too long for the file system.
         name = format!(".selfsup-{}.tmp", std::process::id()).into();
     }
-    let tmp = path.with_file_name(name);
-    let written = File::create(&tmp)
-        .and_then(|mut file| {
-            file.write_all(bytes)?;
-            file.sync_all()
-        })
-        .and_then(|()| fs::rename(&tmp, path));
+    path.with_file_name(name)
+}
+
+/// Writes `bytes` to the file `tmp` and syncs it.
+fn write_synced(tmp: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut file = File::create(tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+/// Writes `bytes` to `path` through a synced temporary file and a rename; errors name `path`.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), UserError> {
+    let tmp = temp_beside(path, "", ".tmp");
+    let written = write_synced(&tmp, bytes).and_then(|()| fs::rename(&tmp, path));
     written.map_err(|e| {
         let _ = fs::remove_file(&tmp);
         io_error(path, format!("cannot write: {e}"))
@@ -140,20 +148,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), UserError> {
 /// caller checked), so nothing is ever replaced.
 pub fn write_new(path: &Path, bytes: &[u8]) -> Result<(), UserError> {
     // Named per process: two writers of one path never share a temporary file.
-    let pid = std::process::id();
-    let mut name = std::ffi::OsString::from(".");
-    name.push(path.file_name().unwrap_or_default());
-    name.push(format!(".{pid}.tmp"));
-    if name.len() > NAME_MAX {
-        name = format!(".selfsup-{pid}.tmp").into();
-    }
-    let tmp = path.with_file_name(name);
-    let written = File::create(&tmp)
-        .and_then(|mut file| {
-            file.write_all(bytes)?;
-            file.sync_all()
-        })
-        .and_then(|()| fs::hard_link(&tmp, path));
+    let tmp = temp_beside(path, ".", &format!(".{}.tmp", std::process::id()));
+    let written = write_synced(&tmp, bytes).and_then(|()| fs::hard_link(&tmp, path));
     let _ = fs::remove_file(&tmp);
     written.map_err(|e| {
         if e.kind() == std::io::ErrorKind::AlreadyExists {

@@ -253,26 +253,24 @@ fn pretrain_mistakes_are_one_line_errors() {
             root.display()
         ),
     );
+    // A --config file the run refuses, with the message expected.
+    let config = root.join("bad.toml");
+    let refused = |text: &str, expected: &str| {
+        std::fs::write(&config, text).unwrap();
+        assert_user_error(
+            &selfsup(&["pretrain", "--config", config.to_str().unwrap()]),
+            expected,
+        );
+    };
     // A `[[views]]` step that is no augmentation is named by view, step and op.
-    let views = root.join("views.toml");
-    std::fs::write(
-        &views,
+    refused(
         "[[views]]\nsteps = [{ op = \"horizontal_flip\", p = 0.5 }]\n\
          [[views]]\nsteps = [{ op = \"horizontal_flip\", p = 0.5 }, \
          { op = \"resized_crop\", size = [28, 28], scale = [0.3, 1.0] }]\n",
-    )
-    .unwrap();
-    assert_user_error(
-        &selfsup(&["pretrain", "--config", views.to_str().unwrap()]),
         "views[1].steps[1] (op = \"resized_crop\"): missing field `ratio`",
     );
-    std::fs::write(
-        &views,
+    refused(
         "[[views]]\nsteps = [{ op = \"gaussian_blurr\", sigma = [0.1, 2.0] }]\n",
-    )
-    .unwrap();
-    assert_user_error(
-        &selfsup(&["pretrain", "--config", views.to_str().unwrap()]),
         "views[0].steps[0] (op = \"gaussian_blurr\"): unknown variant `gaussian_blurr`",
     );
     let upper = root.join("TINY.CSV");
@@ -289,19 +287,9 @@ fn pretrain_mistakes_are_one_line_errors() {
         &selfsup(&["pretrain", "--lr", "0"]),
         "--lr must be a positive number, got 0",
     );
-    let config = root.join("bad.toml");
-    std::fs::write(&config, "epochs = 2\nlearning_rate = 0.1\n").unwrap();
-    assert_user_error(
-        &selfsup(&["pretrain", "--config", config.to_str().unwrap()]),
-        "learning_rate",
-    );
-    std::fs::write(
-        &config,
+    refused("epochs = 2\nlearning_rate = 0.1\n", "learning_rate");
+    refused(
         "[[views]]\nsteps = [{ op = \"horizontal_flip\", p = 2.0 }]\n",
-    )
-    .unwrap();
-    assert_user_error(
-        &selfsup(&["pretrain", "--config", config.to_str().unwrap()]),
         "views[0]: horizontal_flip: p must be in [0, 1], got 2",
     );
     assert_user_error(
