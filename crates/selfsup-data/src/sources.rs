@@ -140,16 +140,48 @@ fn parse_digits(text: &str, path: &Path) -> Result<ImageSet, DataError> {
 }
 
 /// The cache that `selfsup data fetch` and `cargo xtask setup` fill: `$SELFSUP_CACHE`, else
-/// `$XDG_CACHE_HOME/selfsup`, else `~/.cache/selfsup`.
-pub fn cache_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("SELFSUP_CACHE").filter(|d| !d.is_empty()) {
-        return PathBuf::from(dir);
+/// `$XDG_CACHE_HOME/selfsup`, else `$HOME/.cache/selfsup`.
+///
+/// # Errors
+///
+/// None of the three is set, the folder that holds the cache (`$HOME`, say) does not exist,
+/// or the path is a file: the message names the variable and how to choose another place.
+pub fn cache_dir() -> Result<PathBuf, String> {
+    let var = |name: &str| std::env::var_os(name).filter(|d| !d.is_empty());
+    let (dir, from) = if let Some(dir) = var("SELFSUP_CACHE") {
+        (PathBuf::from(dir), "SELFSUP_CACHE")
+    } else if let Some(dir) = var("XDG_CACHE_HOME") {
+        (PathBuf::from(dir).join("selfsup"), "XDG_CACHE_HOME")
+    } else if let Some(home) = var("HOME") {
+        let home = PathBuf::from(home);
+        if !home.is_dir() {
+            return Err(format!(
+                "HOME ({}) is not a folder, and selfsup keeps its datasets in HOME/.cache/selfsup; \
+                 set HOME, or SELFSUP_CACHE=DIR to choose the place",
+                home.display()
+            ));
+        }
+        (home.join(".cache").join("selfsup"), "HOME")
+    } else {
+        return Err(
+            "HOME is not set, and selfsup keeps its datasets in HOME/.cache/selfsup; \
+                    set SELFSUP_CACHE=DIR to choose the place"
+                .to_string(),
+        );
+    };
+    if dir.exists() && !dir.is_dir() {
+        return Err(format!(
+            "{} (from {from}) is a file, not a folder, and selfsup keeps its datasets there; \
+             point {} at a folder",
+            dir.display(),
+            if from == "HOME" {
+                "SELFSUP_CACHE"
+            } else {
+                from
+            }
+        ));
     }
-    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
-        return PathBuf::from(dir).join("selfsup");
-    }
-    let home = std::env::var_os("HOME").unwrap_or_else(|| ".".into());
-    PathBuf::from(home).join(".cache").join("selfsup")
+    Ok(dir)
 }
 
 /// A folder holding `train-images-idx3-ubyte`, `train-labels-idx1-ubyte`,
@@ -250,7 +282,8 @@ pub fn load_with_warnings(name: &str) -> Result<(Split, Vec<String>), DataError>
         "fashion-mnist-10k" => Ok((fashion_mnist_10k(), Vec::new())),
         "digits" => Ok((digits(), Vec::new())),
         "fashion-mnist" | "mnist" => {
-            let dir = cache_dir().join("data").join(name);
+            let cache = cache_dir().map_err(|e| DataError::new(Path::new(name), e))?;
+            let dir = cache.join("data").join(name);
             if !dir.join(crate::fetch::COMPLETE_MARKER).is_file() {
                 return Err(DataError::new(
                     &dir,
