@@ -51,6 +51,11 @@ pub struct Progress {
     /// run's report adds to its own).
     #[serde(default)]
     pub wall_seconds: f64,
+    /// Whether selfsup's own kernels were on (`SELFSUP_OWN_KERNELS`), which changes the last
+    /// bits of a step: a resume with the other setting is not bit-identical (none in older
+    /// runs).
+    #[serde(default)]
+    pub own_kernels: Option<bool>,
 }
 
 impl Progress {
@@ -68,6 +73,7 @@ impl Progress {
             data_crc32: None,
             config_crc32: None,
             wall_seconds: 0.0,
+            own_kernels: None,
         }
     }
 
@@ -90,12 +96,12 @@ impl Progress {
             Ok(())
         } else {
             Err(UserError(format!(
-                "{}: its values (step {}, epoch {}, {steps_per_epoch} steps per epoch now) \
-                 cannot belong to this run; the file was edited, or the dataset changed size \
-                 since the run started",
+                "{}: its values (step {}, {} epochs finished; {steps_per_epoch} steps per \
+                 epoch now) cannot belong to this run; the file was edited, or the dataset \
+                 changed size since the run started",
                 checkpoint.join(PROGRESS).display(),
                 self.step,
-                self.epoch + 1
+                self.epoch
             )))
         }
     }

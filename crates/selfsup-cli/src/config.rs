@@ -79,6 +79,16 @@ pub struct Origin {
 }
 
 impl Origin {
+    /// Whether the user gave setting `key` (snake_case): as a flag, or as a key of a
+    /// `--config` file — not the recipe's value, nor one from a run's own config.toml.
+    pub fn gave(&self, key: &str) -> bool {
+        self.flags.contains(&key.replace('_', "-").as_str())
+            || self
+                .file_keys
+                .as_ref()
+                .is_some_and(|keys| keys.iter().any(|k| k == key))
+    }
+
     /// How to name setting `key` (snake_case) in a message.
     pub fn name(&self, key: &str) -> String {
         let flag = key.replace('_', "-");
@@ -579,17 +589,9 @@ impl RunConfig {
                 short(self.temperature)
             ));
         }
-        // Settings the user gave (a flag or a --config key; not the recipe's, not a run's own
-        // config.toml) that this method never reads.
-        let given = |key: &str| {
-            origin.flags.contains(&key.replace('_', "-").as_str())
-                || origin
-                    .file_keys
-                    .as_ref()
-                    .is_some_and(|keys| keys.iter().any(|k| k == key))
-        };
+        // Settings the user gave that this method never reads.
         for (key, methods) in USED_BY {
-            if given(key) && !methods.contains(&self.method.as_str()) {
+            if origin.gave(key) && !methods.contains(&self.method.as_str()) {
                 let users = match methods {
                     [one] => format!("only {one} does"),
                     many => format!("only {} do", many.join(", ")),
@@ -831,7 +833,9 @@ mod tests {
             std::fs::create_dir_all(&dir).unwrap();
             let path = dir.join("any.toml");
             std::fs::write(&path, &text).unwrap();
-            match RunConfig::for_new_run(None, Some(&path)) {
+            let read = RunConfig::for_new_run(None, Some(&path));
+            std::fs::remove_dir_all(&dir).unwrap();
+            match read {
                 Ok((config, origin)) => {
                     let _ = config.validate(&origin);
                 }
@@ -847,7 +851,9 @@ mod tests {
             std::fs::create_dir_all(&dir).unwrap();
             let path = dir.join("values.toml");
             std::fs::write(&path, entries.join("\n")).unwrap();
-            match RunConfig::for_new_run(None, Some(&path)) {
+            let read = RunConfig::for_new_run(None, Some(&path));
+            std::fs::remove_dir_all(&dir).unwrap();
+            match read {
                 Ok((config, origin)) => {
                     if let Err(e) = config.validate(&origin) {
                         prop_assert!(!e.0.contains('\n'), "{}", e.0);

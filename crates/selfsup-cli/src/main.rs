@@ -177,20 +177,28 @@ fn join_ranks() -> Result<Session, UserError> {
 }
 
 /// The Vulkan loader (wgpu) prints an `error:` line on every start when XDG_RUNTIME_DIR is
-/// unset (containers, CI): give it a private folder, as a desktop session would.
+/// unset (containers, CI): give it a private folder, as a desktop session would — one per
+/// user, kept between runs (one per process would leave a folder behind on every start).
 fn runtime_dir() {
     if std::env::var_os("XDG_RUNTIME_DIR").is_some() {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("selfsup-runtime-{}", std::process::id()));
-    if std::fs::create_dir_all(&dir).is_ok() {
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+        // SAFETY: `getuid` has no preconditions and cannot fail.
+        let uid = unsafe { libc::getuid() };
+        let dir = std::env::temp_dir().join(format!("selfsup-runtime-{uid}"));
+        let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+        // Only a real folder of this user's that nobody else may enter (not a link, not one
+        // someone else prepared).
+        let private = std::fs::symlink_metadata(&dir).is_ok_and(|meta| {
+            meta.is_dir() && meta.uid() == uid && meta.permissions().mode() & 0o077 == 0
+        });
+        if private {
+            // SAFETY: called first thing in `main`, before any other thread exists.
+            unsafe { std::env::set_var("XDG_RUNTIME_DIR", &dir) };
         }
-        // SAFETY: called first thing in `main`, before any other thread exists.
-        unsafe { std::env::set_var("XDG_RUNTIME_DIR", &dir) };
     }
 }
 
@@ -288,10 +296,45 @@ fn restore_sigpipe() {
     }
 }
 
+/// Checks the environment variables selfsup reads, and keeps rayon (flex's and selfsup's
+/// kernels' threads) to the machine's cores: a larger `RAYON_NUM_THREADS` only adds threads
+/// that wait on each other (10000 of them turned a 1-second run into minutes).
+fn check_environment() -> Result<(), UserError> {
+    if let Some(value) = std::env::var_os(selfsup_ops::OWN_KERNELS_ENV) {
+        let text = value.to_string_lossy();
+        if selfsup_ops::parse_own_kernels(&text).is_none() {
+            return Err(UserError(format!(
+                "{}={} is neither on nor off; give 1 (selfsup's own kernels, the default) or 0 \
+                 (Burn's own ops)",
+                selfsup_ops::OWN_KERNELS_ENV,
+                text.chars().take(40).collect::<String>()
+            )));
+        }
+    }
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    if let Some(asked) = std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&asked| asked > cores)
+    {
+        eprintln!(
+            "warning: RAYON_NUM_THREADS={asked} is more than this machine's {cores} cores; \
+             using {cores}"
+        );
+        // SAFETY: called in `main` before any other thread exists.
+        unsafe { std::env::set_var("RAYON_NUM_THREADS", cores.to_string()) };
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     restore_sigpipe();
     runtime_dir();
     report_panics_as_bugs();
+    if let Err(e) = check_environment() {
+        eprintln!("error: {}", one_line(&e.0));
+        return ExitCode::from(2);
+    }
     let cli = match parse() {
         Ok(cli) => cli,
         Err(code) => return code,

@@ -103,7 +103,19 @@ pub fn check(config: &RunConfig, data: &Data, origin: &Origin) -> Result<Vec<Str
             warnings.push(format!(
                 "{unseen} test samples belong to classes with no training sample; the kNN and \
                  linear probes cannot get them right (are the class folders of train/ and \
-                 test/ named alike?)"
+                 test/ named alike?{})",
+                if config.limit.is_some() {
+                    " does --limit leave a class out?"
+                } else {
+                    ""
+                }
+            ));
+        }
+        if let [only] = trained.iter().collect::<Vec<_>>()[..] {
+            warnings.push(format!(
+                "every training sample has label {only}: with one class the kNN and linear \
+                 probes score by construction, and their accuracies say nothing about the \
+                 features; give data of at least two classes to measure them"
             ));
         }
     }
@@ -162,16 +174,17 @@ pub fn check(config: &RunConfig, data: &Data, origin: &Origin) -> Result<Vec<Str
         let name = format!("view {i} ({source})");
         if config.encoder == "mlp" && [c, h, w] != shape {
             return bad(format!(
-                "{name} gives {h}×{w} samples, and the MLP encoder takes exactly the data's \
-                 {height}×{width}: crop to [{height}, {width}], or use a convolutional --encoder"
+                "{name} gives {h}×{w} (height × width) samples, and the MLP encoder takes \
+                 exactly the data's {height}×{width}: crop to [{height}, {width}], or use a \
+                 convolutional --encoder"
             ));
         }
         if let Some((side, why)) = min_side(&config.encoder)
             && (h < side || w < side)
         {
             return bad(format!(
-                "{name} gives {h}×{w} samples; {} needs at least {side}×{side} ({why}): crop to \
-                 a larger size",
+                "{name} gives {h}×{w} (height × width) samples; {} needs at least \
+                 {side}×{side} ({why}): crop to a larger size",
                 config.encoder
             ));
         }
@@ -201,8 +214,8 @@ pub fn check(config: &RunConfig, data: &Data, origin: &Origin) -> Result<Vec<Str
         let patch = config.mask_patch;
         if height % patch != 0 || width % patch != 0 {
             return bad(format!(
-                "{} ({patch}) must divide the {height}×{width} samples; choose a divisor of both \
-                 (1 always works)",
+                "{} ({patch}) must divide the {height}×{width} (height × width) samples; \
+                 choose a divisor of both (1 always works)",
                 at("mask_patch")
             ));
         }

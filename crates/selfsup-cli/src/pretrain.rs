@@ -36,7 +36,8 @@ pub struct PretrainArgs {
     /// column; 20 % held out for testing)
     #[arg(long)]
     dataset: Option<String>,
-    /// Use only the first N training samples
+    /// Use only N training samples: the first N, or, from class folders (sorted by class),
+    /// N spread over the classes
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole::<usize>)]
     limit: Option<usize>,
     /// flex, ndarray, wgpu, vulkan, tch or cuda [default: $SELFSUP_BACKEND, else flex]
@@ -71,7 +72,7 @@ pub struct PretrainArgs {
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Run directory [default: runs/<method>-<dataset>, numbered if taken]
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_parser = named_path)]
     out: Option<PathBuf>,
     /// Continue the run in --out from its last checkpoint
     #[arg(long)]
@@ -134,8 +135,18 @@ fn run_config(dir: &Path) -> Result<(RunConfig, Origin), UserError> {
     let is_run = matches!(rundir::inspect(dir), Ok(rundir::State::Run { .. }));
     if is_run && !path.exists() {
         return Err(UserError(format!(
-            "{} is a selfsup run without its config.toml (deleted or moved?); restore it              (from a copy, or rewrite it with the settings the run was started with): its              checkpoints cannot be read without it",
+            "{} is a selfsup run without its config.toml (deleted or moved?); restore it \
+             (from a copy, or rewrite it with the settings the run was started with): its \
+             checkpoints cannot be read without it",
             dir.display()
+        )));
+    }
+    if dir.is_file() {
+        let parent = dir.parent().filter(|p| !p.as_os_str().is_empty());
+        return Err(UserError(format!(
+            "{} is a file; give the run's folder{}",
+            dir.display(),
+            parent.map_or(String::new(), |p| format!(" ({})", p.display()))
         )));
     }
     if !path.is_file() || !is_run {
@@ -166,6 +177,20 @@ fn resolve_dataset(config: &mut RunConfig) {
     let named = selfsup_data::sources::NAMED.contains(&config.dataset.as_str());
     if !named && let Ok(path) = std::fs::canonicalize(&config.dataset) {
         config.dataset = path.to_string_lossy().into_owned();
+    }
+}
+
+/// An output path, refusing `-` and the empty name: selfsup writes files and folders, never
+/// to standard output, and a run or file literally named `-` surprises every shell user.
+fn named_path(text: &str) -> Result<PathBuf, String> {
+    match text.trim() {
+        "-" => Err(
+            "selfsup writes files, not standard output; give a name such as \
+                    runs/first or emb.npy"
+                .to_string(),
+        ),
+        "" => Err("an empty name; give one such as runs/first or emb.npy".to_string()),
+        _ => Ok(PathBuf::from(text)),
     }
 }
 
@@ -332,11 +357,7 @@ fn prepare(args: &PretrainArgs, lead: bool, world: usize) -> Result<Prepared, Us
             // Table rows are 1 × 1 × D: the MLP is the only encoder for them.
             config.encoder = "mlp".into();
         }
-        let patch_given = origin
-            .file_keys
-            .as_ref()
-            .is_some_and(|keys| keys.iter().any(|k| k == "mask_patch"));
-        if !patch_given && crate::samples::is_csv(&config.dataset) {
+        if !origin.gave("mask_patch") && crate::samples::is_csv(&config.dataset) {
             // The recipe's 4 × 4 squares do not fit a 1 × D row: mask single features.
             config.mask_patch = 1;
         }
@@ -477,8 +498,9 @@ fn prepare(args: &PretrainArgs, lead: bool, world: usize) -> Result<Prepared, Us
         match &found {
             Some(found) => {
                 let progress = checkpoint::progress(found)?;
-                progress.check(data.steps_per_epoch(&config), found)?;
+                // Changed data is named as such before the step count it also breaks.
                 check_unchanged(&progress, &config, &data, &dir)?;
+                progress.check(data.steps_per_epoch(&config), found)?;
             }
             None if lead => eprintln!(
                 "{} has no checkpoint yet: starting it from step 0",
@@ -648,6 +670,10 @@ pub struct EvalArgs {
     /// not collapse, chosen without labels; reports how it ranks against kNN)
     #[arg(long, default_value = "latest")]
     select: String,
+    /// Where the run's dataset is now, when it moved (or was fetched into another
+    /// SELFSUP_CACHE); it must hold the samples the run trained on [default: the run's]
+    #[arg(long, value_name = "PATH")]
+    dataset: Option<String>,
 }
 
 struct Loaded<'a> {
@@ -709,7 +735,7 @@ struct OpenRun {
     device: Device,
 }
 
-fn open_run(run: &Path, backend: Option<&str>) -> Result<OpenRun, UserError> {
+fn open_run(run: &Path, backend: Option<&str>, moved: Option<&str>) -> Result<OpenRun, UserError> {
     let (mut config, origin) = run_config(run)?;
     if let Some(backend) = backend {
         config.backend = backend.to_string();
@@ -737,7 +763,7 @@ fn open_run(run: &Path, backend: Option<&str>) -> Result<OpenRun, UserError> {
         }
     };
     let (_, device) = backend_device(&config.backend)?;
-    let data = Data::load(&config)?;
+    let data = run_data(&config, moved, run)?;
     // The data or config.toml may have changed since the run was trained.
     check_unchanged(&progress, &config, &data, run)?;
     plan::check(&config, &data, &origin)?;
@@ -747,6 +773,36 @@ fn open_run(run: &Path, backend: Option<&str>) -> Result<OpenRun, UserError> {
         data,
         device,
     })
+}
+
+/// A run's data for `eval` / `embed`: from where its config.toml says, or from `moved`
+/// (`--dataset`), whose samples [`check_unchanged`] then compares with the trained ones.
+fn run_data(config: &RunConfig, moved: Option<&str>, run: &Path) -> Result<Data, UserError> {
+    let Some(moved) = moved else {
+        let name = config.dataset.as_str();
+        let gone = match name {
+            "fashion-mnist" | "mnist" => selfsup_data::sources::cache_dir().is_ok_and(|cache| {
+                let dir = cache.join("data").join(name);
+                !dir.join(selfsup_data::fetch::COMPLETE_MARKER).is_file()
+            }),
+            "fashion-mnist-10k" | "digits" => false,
+            path => !Path::new(path).exists(),
+        };
+        return Data::load(config).map_err(|e| {
+            if gone {
+                UserError(format!(
+                    "{e} (the dataset {}'s config.toml names; if it moved, or was fetched into \
+                     another SELFSUP_CACHE, give its place with --dataset PATH)",
+                    run.display()
+                ))
+            } else {
+                e
+            }
+        });
+    };
+    let mut from = config.clone();
+    from.dataset = moved.to_string();
+    Data::load(&from)
 }
 
 /// `selfsup eval`.
@@ -777,7 +833,7 @@ pub fn eval(args: EvalArgs) -> Result<ExitCode, UserError> {
         model,
         data,
         device,
-    } = open_run(&args.run, args.backend.as_deref())?;
+    } = open_run(&args.run, args.backend.as_deref(), args.dataset.as_deref())?;
     let model = match model_file {
         Some(path) => checkpoint::read_model_file(&path)?,
         None => model,
@@ -814,6 +870,13 @@ fn read_metrics(run: &Path) -> Result<Vec<EpochRow>, UserError> {
             format!("cannot read {}: {e}", path.display())
         })
     })?;
+    if text.trim().is_empty() {
+        return Err(UserError(format!(
+            "{} is empty (training writes a header and one line per epoch): restore it, or \
+             use --select latest",
+            path.display()
+        )));
+    }
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
     let column = |name: &str| {
@@ -870,10 +933,21 @@ fn select_label_free(run: &Path) -> Result<PathBuf, UserError> {
     let rows = read_metrics(run)?;
     let metrics: Vec<CheckpointMetrics> = rows.iter().map(|r| r.metrics.clone()).collect();
     let picked = selfsup_eval::select_label_free(&metrics).ok_or_else(|| {
-        UserError(format!(
-            "{}: no epoch to choose from (none finished, or every one collapsed)",
-            run.display()
-        ))
+        UserError(if rows.is_empty() {
+            format!(
+                "{}: no epoch has finished yet, so there is none to choose from; wait for the \
+                 first epoch's end, or use --select latest",
+                run.display()
+            )
+        } else {
+            format!(
+                "{}: every one of its {} finished epochs collapsed or has no RankMe \
+                 (metrics.csv), so there is none to choose without labels; the run did not \
+                 learn: try another --lr or recipe, or use --select latest",
+                run.display(),
+                rows.len()
+            )
+        })
     })?;
     let row = &rows[picked];
     let file = checkpoint::epoch_model(run, row.epoch);
@@ -943,11 +1017,15 @@ pub struct EmbedArgs {
     #[arg(long, default_value = "test")]
     split: String,
     /// Output file; labels go next to it as <name>.labels.npy
-    #[arg(long, value_name = "FILE.npy")]
+    #[arg(long, value_name = "FILE.npy", value_parser = named_path)]
     out: PathBuf,
     /// Backend [default: the run's]
     #[arg(long)]
     backend: Option<String>,
+    /// Where the run's dataset is now, when it moved (or was fetched into another
+    /// SELFSUP_CACHE); it must hold the samples the run trained on [default: the run's]
+    #[arg(long, value_name = "PATH")]
+    dataset: Option<String>,
 }
 
 struct Embed<'a> {
@@ -1037,7 +1115,7 @@ pub fn embed(args: EmbedArgs) -> Result<ExitCode, UserError> {
         model,
         data,
         device,
-    } = open_run(&args.run, args.backend.as_deref())?;
+    } = open_run(&args.run, args.backend.as_deref(), args.dataset.as_deref())?;
     let job = Embed {
         model,
         data: &data,

@@ -743,6 +743,21 @@ impl Job for PretrainJob<'_> {
                 truncate_csv_on(lead, &metrics_path, METRICS_HEADER, 0)?;
             }
         }
+        let own_kernels = selfsup_ops::own_kernels();
+        if let Some(was) = progress.own_kernels.filter(|&was| was != own_kernels) {
+            let now = |on: bool| if on { "1 (on)" } else { "0 (off)" };
+            lead_says(
+                lead,
+                format!(
+                    "warning: the run was trained with {}={}, and resumes with {}: the steps \
+                     from here on differ in their last bits from an uninterrupted run's",
+                    selfsup_ops::OWN_KERNELS_ENV,
+                    now(was),
+                    now(own_kernels)
+                ),
+            );
+        }
+        progress.own_kernels = Some(own_kernels);
         progress.data_crc32 = Some(data_crc32);
         progress.config_crc32 = Some(config.settings_crc32());
         // The run's wall time so far: its earlier processes' (up to their last checkpoint)

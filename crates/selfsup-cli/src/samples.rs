@@ -60,14 +60,42 @@ impl Samples {
         }
     }
 
-    /// Keeps the first `n` samples.
+    /// Keeps `n` samples: the first `n`, or, when the samples are sorted by label (an image
+    /// folder is read class by class), `n` spread evenly over them (sample `⌊i·len/n⌋`), so
+    /// that each class keeps its share instead of the first classes taking all `n`.
     pub fn take(self, n: usize) -> Samples {
+        let len = self.len();
+        if n >= len {
+            return self;
+        }
+        let labels = self.labels();
+        let by_class = labels.len() == len
+            && labels.first() != labels.last()
+            && labels.windows(2).all(|w| w[0] <= w[1]);
+        let keep: Vec<usize> = if by_class {
+            (0..n).map(|i| i * len / n).collect()
+        } else {
+            (0..n).collect()
+        };
         match self {
-            Samples::Images(set) => Samples::Images(set.take(n)),
+            Samples::Images(mut set) => {
+                set.pixels = keep.iter().flat_map(|&i| set.image(i).to_vec()).collect();
+                set.labels = keep
+                    .iter()
+                    .filter_map(|&i| set.labels.get(i).copied())
+                    .collect();
+                Samples::Images(set)
+            }
             Samples::Table(mut table) => {
-                let n = n.min(table.len());
-                table.features.truncate(n * table.columns);
-                table.labels.truncate(n.min(table.labels.len()));
+                let columns = table.columns;
+                table.features = keep
+                    .iter()
+                    .flat_map(|&i| table.features[i * columns..(i + 1) * columns].to_vec())
+                    .collect();
+                table.labels = keep
+                    .iter()
+                    .filter_map(|&i| table.labels.get(i).copied())
+                    .collect();
                 Samples::Table(table)
             }
         }

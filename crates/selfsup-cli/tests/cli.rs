@@ -649,6 +649,23 @@ fn eval_selects_an_epoch_without_labels() {
         &select(&dir),
         "(the label-free choice) cannot be evaluated: the run keeps each epoch's model there",
     );
+    // No epoch to choose: says whether none finished or every one collapsed.
+    let metrics = dir.join("metrics.csv");
+    let text = std::fs::read_to_string(&metrics).unwrap();
+    let collapsed = text.replace(",false,", ",true,");
+    assert_ne!(
+        collapsed, text,
+        "metrics.csv has a collapsed column: {text}"
+    );
+    std::fs::write(&metrics, collapsed).unwrap();
+    assert_user_error(
+        &select(&dir),
+        "every one of its 2 finished epochs collapsed or has no RankMe",
+    );
+    std::fs::write(&metrics, format!("{}\n", text.lines().next().unwrap())).unwrap();
+    assert_user_error(&select(&dir), "no epoch has finished yet");
+    std::fs::write(&metrics, "").unwrap();
+    assert_user_error(&select(&dir), "metrics.csv is empty");
     std::fs::remove_file(dir.join("metrics.csv")).unwrap();
     assert_user_error(
         &select(&dir),

@@ -336,7 +336,7 @@ fn non_square_and_mixed_size_images_train_and_resizing_is_said() {
     assert!(
         stderr.contains("warning: ")
             && stderr.contains("1 of its 30 images are not 8×8")
-            && stderr.contains("3.png is 12×10")
+            && stderr.contains("3.png is 10×12") // height × width, as every message says
             && stderr.contains("resized to 8×8"),
         "{stderr}"
     );
@@ -516,6 +516,112 @@ fn messages_name_what_the_user_typed_with_short_numbers() {
         &root,
         &["--config", &file],
         &format!("hidden_dim in {file} must be at least 1, got 0"),
+    );
+    // `-` is not standard output, and never a file of that name.
+    assert_user_error(
+        &selfsup(&["pretrain", "--out", "-"]),
+        "selfsup writes files, not standard output",
+    );
+    assert_user_error(
+        &selfsup(&["embed", "no-such-run", "--out", "-"]),
+        "selfsup writes files, not standard output",
+    );
+    assert!(!Path::new("-").exists());
+    // A run's config.toml given for the run.
+    let file = config_file(&root, "config.toml", "");
+    assert_user_error(
+        &selfsup(&["eval", &file]),
+        &format!(
+            "{file} is a file; give the run's folder ({})",
+            root.display()
+        ),
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// `selfsup ARGS` with environment variables set (`Some`) or removed (`None`).
+fn with_env(args: &[&str], vars: &[(&str, Option<&str>)]) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_selfsup"));
+    cmd.args(args);
+    for (name, value) in vars {
+        match value {
+            Some(value) => cmd.env(name, value),
+            None => cmd.env_remove(name),
+        };
+    }
+    cmd.output().unwrap()
+}
+
+#[test]
+fn the_environment_selfsup_reads_is_checked_and_named() {
+    let root = scratch("environment");
+    let no_cache = [("SELFSUP_CACHE", None), ("XDG_CACHE_HOME", None)];
+    assert_user_error(
+        &with_env(&["info"], &[("SELFSUP_OWN_KERNELS", Some("banana"))]),
+        "SELFSUP_OWN_KERNELS=banana is neither on nor off; give 1",
+    );
+    // Without HOME the cache is not a folder relative to wherever selfsup was started.
+    let mut vars = no_cache.to_vec();
+    vars.push(("HOME", None));
+    assert_user_error(
+        &with_env(&["pretrain", "--dataset", "mnist"], &vars),
+        "HOME is not set, and selfsup keeps its datasets in HOME/.cache/selfsup; set \
+         SELFSUP_CACHE=DIR",
+    );
+    let nowhere = root.join("no-such-home");
+    let mut vars = no_cache.to_vec();
+    vars.push(("HOME", nowhere.to_str()));
+    assert_user_error(
+        &with_env(&["data", "fetch", "mnist"], &vars),
+        &format!("HOME ({}) is not a folder", nowhere.display()),
+    );
+    assert!(!nowhere.exists(), "a fetch created {}", nowhere.display());
+    // A file where the cache should be is named as such, by pretrain and by data fetch.
+    let file = config_file(&root, "cache-file", "");
+    for args in [
+        &["pretrain", "--dataset", "mnist"][..],
+        &["data", "fetch", "mnist"],
+    ] {
+        assert_user_error(
+            &with_env(args, &[("SELFSUP_CACHE", Some(&file))]),
+            &format!("{file} (from SELFSUP_CACHE) is a file, not a folder"),
+        );
+    }
+    // Without XDG_RUNTIME_DIR (for wgpu's Vulkan loader) one private folder per user is made
+    // and kept, not one per process left behind on every start.
+    let tmp = root.join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    for _ in 0..2 {
+        let out = with_env(
+            &["info"],
+            &[("XDG_RUNTIME_DIR", None), ("TMPDIR", tmp.to_str())],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let made: Vec<_> = std::fs::read_dir(&tmp).unwrap().flatten().collect();
+    assert_eq!(made.len(), 1, "{made:?}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = made[0].metadata().unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{:?}: {mode:o}", made[0].path());
+    }
+    // More rayon threads than cores are cut to the cores (10000 threads took minutes for a
+    // run of two steps), with a warning.
+    let run = root.join("threads");
+    let args = with_value(tiny_args(&run, &["--limit", "64"]), "--epochs", "1");
+    let args = with_value(args, "--probe-epochs", "1");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = with_env(&args, &[("RAYON_NUM_THREADS", Some("100000"))]);
+    finished_run(&out, &run);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warning: RAYON_NUM_THREADS=100000 is more than this machine's"),
+        "{stderr}"
     );
     let _ = std::fs::remove_dir_all(&root);
 }
@@ -734,6 +840,66 @@ fn a_run_with_a_relative_dataset_is_evaluated_from_anywhere() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("knn_acc"));
 
+    // A dataset that moved: the message says where the path came from and how to give the
+    // new place, which eval and embed then check against what was trained.
+    let (images, moved) = (root.join("images"), root.join("moved"));
+    std::fs::rename(&images, &moved).unwrap();
+    let run = root.join("run");
+    let run = run.to_str().unwrap();
+    ends_in_error(
+        &selfsup(&["eval", run, "--metrics", "knn"]),
+        "config.toml names; if it moved, or was fetched into another SELFSUP_CACHE, give its \
+         place with --dataset PATH",
+    );
+    let out = selfsup(&[
+        "eval",
+        run,
+        "--metrics",
+        "knn",
+        "--dataset",
+        moved.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let npy = root.join("moved.npy");
+    let out = selfsup(&[
+        "embed",
+        run,
+        "--out",
+        npy.to_str().unwrap(),
+        "--dataset",
+        moved.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Other data at the new place is refused.
+    write_png(&moved.join("b").join("0.png"), &[13; 64]);
+    ends_in_error(
+        &selfsup(&["eval", run, "--dataset", moved.to_str().unwrap()]),
+        "changed since the run in",
+    );
+    std::fs::remove_dir_all(&moved).unwrap();
+    image_classes(&images, 20);
+
+    // A dataset that grew (more steps per epoch now) is named as changed data, not as an
+    // edited progress.json.
+    for i in 20..28 {
+        write_png(&images.join("a").join(format!("{i}.png")), &[i * 5; 64]);
+    }
+    ends_in_error(
+        &resume(&root.join("run"), &["--epochs", "2"]),
+        "changed since the run in",
+    );
+    for i in 20..28 {
+        std::fs::remove_file(images.join("a").join(format!("{i}.png"))).unwrap();
+    }
+
     // The same folder with one image redrawn (same name, size and count) is other data: a
     // resume refuses it instead of training on.
     write_png(&root.join("images").join("a").join("3.png"), &[77; 64]);
@@ -751,6 +917,107 @@ fn a_run_with_a_relative_dataset_is_evaluated_from_anywhere() {
         "refused before any work: {stderr}"
     );
     let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn a_limit_keeps_every_class_one_class_is_warned_and_a_kernel_switch_is_said() {
+    let root = scratch("limit");
+    let images = root.join("images");
+    image_classes(&images, 20);
+    let k = config_file(&root, "k.toml", "knn_k = 3\n");
+    let run = root.join("run");
+    let backend = backend();
+    let args = [
+        "pretrain",
+        "--dataset",
+        images.to_str().unwrap(),
+        "--limit",
+        "8",
+        "--encoder",
+        "mlp",
+        "--batch",
+        "4",
+        "--epochs",
+        "1",
+        "--probe-epochs",
+        "1",
+        "--config",
+        &k,
+        "--backend",
+        &backend,
+        "--out",
+        run.to_str().unwrap(),
+    ];
+    let out = with_env(&args, &[("SELFSUP_OWN_KERNELS", Some("1"))]);
+    finished_run(&out, &run);
+    // The folder is read class by class: the first 8 images would all be class a.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("no training sample"), "{stderr}");
+    assert!(stderr.contains("(8 training samples"), "{stderr}");
+    // Resumed with the other kernels: said, since the steps are no longer bit-identical.
+    let out = with_env(
+        &[
+            "pretrain",
+            "--resume",
+            "--out",
+            run.to_str().unwrap(),
+            "--epochs",
+            "2",
+        ],
+        &[("SELFSUP_OWN_KERNELS", Some("off"))],
+    );
+    finished_run(&out, &run);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "warning: the run was trained with SELFSUP_OWN_KERNELS=1 (on), and resumes with 0 \
+             (off)"
+        ),
+        "{stderr}"
+    );
+    // A table whose every row is class 3: accuracies of 100 % say nothing, and a warning
+    // says so.
+    let csv = root.join("one-class.csv");
+    let rows: String = (0..100)
+        .map(|i| format!("{},{},3\n", i % 7, (i * 3) % 11))
+        .collect();
+    std::fs::write(&csv, format!("a,b,label\n{rows}")).unwrap();
+    let run = root.join("one-class");
+    let out = selfsup(&[
+        "pretrain",
+        "--dataset",
+        csv.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--batch",
+        "16",
+        "--probe-epochs",
+        "1",
+        "--backend",
+        &backend,
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    finished_run(&out, &run);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warning: every training sample has label 3: with one class"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// A refusal (exit 2) whose last line is the error containing `expected`, after any warnings
+/// (a run's saved settings may warn on every start).
+fn ends_in_error(out: &std::process::Output, expected: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("error: ") && last.contains(expected),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 fn copy_dir(from: &Path, to: &Path) {

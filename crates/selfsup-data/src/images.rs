@@ -294,17 +294,17 @@ pub fn image_folder_with_warnings(dir: &Path) -> Result<(Split, Vec<String>), Da
     if let Some(&first) = odd.first() {
         let [h, w] = sizes[first];
         warnings.push(format!(
-            "{}: {} of its {} images are not {}×{} (width × height) like the others — {} is \
-             {w}×{h}, for one — and were resized to {}×{}, aspect ratio not kept; resize the \
+            "{}: {} of its {} images are not {}×{} (height × width) like the others — {} is \
+             {h}×{w}, for one — and were resized to {}×{}, aspect ratio not kept; resize the \
              images yourself to choose how",
             dir.display(),
             odd.len(),
             files.len(),
-            size[1],
             size[0],
+            size[1],
             files[first].display(),
-            size[1],
             size[0],
+            size[1],
         ));
     }
     let split = Split {

@@ -76,6 +76,17 @@ pub fn parse_csv(text: &str, labelled: bool, path: &Path) -> Result<Table, DataE
             ),
         ));
     }
+    if let Some((number, first)) = lines.peek()
+        && first.trim_start().starts_with('#')
+    {
+        return Err(DataError::new(
+            path,
+            format!(
+                "line {} is a comment, and CSV has none: remove the lines starting with #",
+                number + 1
+            ),
+        ));
+    }
     let mut header = None;
     if let Some((_, first)) = lines.peek()
         && split(first)
@@ -109,6 +120,8 @@ pub fn parse_csv(text: &str, labelled: bool, path: &Path) -> Result<Table, DataE
             let hint = if line.contains('"') {
                 "; a quoted field holds a comma, and selfsup reads plain numbers \
                  (write decimals with a point, e.g. 1.5, and remove the quotes)"
+            } else if line.trim_start().starts_with('#') {
+                "; it is a comment, and CSV has none: remove the lines starting with #"
             } else {
                 ""
             };
@@ -208,7 +221,20 @@ pub fn read_csv(path: impl AsRef<Path>, labelled: bool) -> Result<Table, DataErr
     } else {
         raw
     };
+    // UTF-16 (what some spreadsheet programs save as "Unicode text") has a NUL byte beside
+    // every ASCII character, which is valid UTF-8 but no number.
+    if bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF]) || bytes.contains(&0) {
+        return Err(DataError::new(
+            path,
+            "is UTF-16 text (or binary); save it as UTF-8 (plain) CSV",
+        ));
+    }
     let text = String::from_utf8(bytes)
         .map_err(|_| DataError::new(path, "not UTF-8 text; is it a CSV file?"))?;
-    parse_csv(&text, labelled, path)
+    // A UTF-8 byte-order mark would make the first field no number (and a data row a header).
+    parse_csv(
+        text.strip_prefix('\u{feff}').unwrap_or(&text),
+        labelled,
+        path,
+    )
 }

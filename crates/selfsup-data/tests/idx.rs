@@ -288,6 +288,44 @@ mod csv_tables {
         assert!(unlabelled.labels.is_empty());
     }
 
+    #[test]
+    fn comments_utf16_and_a_byte_order_mark_are_named_or_read() {
+        let err = |text: &str| {
+            parse_csv(text, true, Path::new("t.csv"))
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(
+            err("# made by hand\n1,2,0\n").contains("line 1 is a comment, and CSV has none"),
+            "{}",
+            err("# made by hand\n1,2,0\n")
+        );
+        assert!(
+            err("1,2,0\n# more\n3,4,1\n").contains("line 2: 1 fields, expected 3; it is a comment")
+        );
+        // A byte-order mark does not turn the first data row into a header.
+        let dir = std::env::temp_dir().join(format!("selfsup-csv-bom-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let bom = dir.join("bom.csv");
+        std::fs::write(&bom, "\u{feff}1,2,0\n3,4,1\n").unwrap();
+        let table = selfsup_data::table::read_csv(&bom, true).unwrap();
+        assert_eq!((table.len(), table.labels.clone()), (2, vec![0, 1]));
+        let utf16 = dir.join("utf16.csv");
+        let text: Vec<u8> = "\u{feff}1,2,0\n3,4,1\n"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        std::fs::write(&utf16, text).unwrap();
+        let e = selfsup_data::table::read_csv(&utf16, true)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("is UTF-16 text (or binary); save it as UTF-8"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     /// The first lines of scikit-learn's `iris.csv`, as shipped in its wheel.
     #[test]
     fn scikit_learn_tables_announce_their_size_on_the_first_line() {

@@ -55,9 +55,20 @@ const ON: u8 = 1;
 const OFF: u8 = 2;
 static OWN_KERNELS: AtomicU8 = AtomicU8::new(UNSET);
 
-/// Environment variable that turns selfsup's own kernels off (`0`) for the whole process, to
-/// compare with Burn's ops.
+/// Environment variable that turns selfsup's own kernels off (`0`, `false`, `off` or `no`)
+/// for the whole process, to compare with Burn's ops; see [`parse_own_kernels`].
 pub const OWN_KERNELS_ENV: &str = "SELFSUP_OWN_KERNELS";
+
+/// What a value of [`OWN_KERNELS_ENV`] asks for: `Some(false)` for `0`, `false`, `off`, `no`;
+/// `Some(true)` for `1`, `true`, `on`, `yes` or nothing (any case, spaces ignored); `None` for
+/// anything else, which [`own_kernels`] reads as on and a program should refuse.
+pub fn parse_own_kernels(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "0" | "false" | "off" | "no" => Some(false),
+        "" | "1" | "true" | "on" | "yes" => Some(true),
+        _ => None,
+    }
+}
 
 /// Turns selfsup's own kernels on (the default) or off for the whole process; off, every op
 /// here is Burn's. Overrides [`OWN_KERNELS_ENV`].
@@ -71,7 +82,8 @@ pub fn own_kernels() -> bool {
         ON => true,
         OFF => false,
         _ => {
-            let enabled = std::env::var(OWN_KERNELS_ENV).map_or(true, |v| v.trim() != "0");
+            let enabled = std::env::var(OWN_KERNELS_ENV)
+                .map_or(true, |v| parse_own_kernels(&v).unwrap_or(true));
             set_own_kernels(enabled);
             enabled
         }
