@@ -120,8 +120,12 @@ fn decode(
     let mut pixels = Vec::new();
     let mut labels = Vec::new();
     for (path, label) in files {
-        let image = image::open(path)
-            .map_err(|e| DataError::new(path, format!("cannot decode image: {e}")))?;
+        // By content, as `header` read it: a JPEG named .png is still a JPEG.
+        let image = image::ImageReader::open(path)
+            .and_then(|reader| reader.with_guessed_format())
+            .map_err(|e| DataError::new(path, format!("cannot read: {e}")))?
+            .decode()
+            .map_err(|e| undecodable(path, &e))?;
         let image = if image.height() != height || image.width() != width {
             image.resize_exact(width, height, FilterType::Triangle)
         } else {
@@ -149,6 +153,23 @@ fn decode(
     })
 }
 
+/// A decoder's error as one line (some end in a newline, or hold several lines).
+fn undecodable(path: &Path, e: &image::ImageError) -> DataError {
+    let text = e.to_string();
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    DataError::new(
+        path,
+        format!(
+            "cannot decode image: {} (is the file whole?)",
+            lines.join("; ").trim_end_matches('.')
+        ),
+    )
+}
+
 /// What the header of an image file says: `[height, width]` and whether it has colour.
 fn header(path: &Path) -> Result<([u32; 2], bool), DataError> {
     crate::check_regular_file(path)?;
@@ -157,7 +178,7 @@ fn header(path: &Path) -> Result<([u32; 2], bool), DataError> {
         .with_guessed_format()
         .map_err(|e| DataError::new(path, format!("cannot read: {e}")))?
         .into_decoder()
-        .map_err(|e| DataError::new(path, format!("cannot decode image: {e}")))?;
+        .map_err(|e| undecodable(path, &e))?;
     let (width, height) = decoder.dimensions();
     Ok(([height, width], decoder.color_type().has_color()))
 }

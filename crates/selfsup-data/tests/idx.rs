@@ -176,6 +176,38 @@ mod image_folders {
     }
 
     #[test]
+    fn images_are_read_by_content_and_a_damaged_one_is_named_in_one_line() {
+        let dir = scratch("content");
+        for i in 0..5 {
+            write_png(&dir.join("a").join(format!("{i}.png")), 6, 20);
+        }
+        // JPEGs named .png, as a renamed download is.
+        let mut jpeg = Vec::new();
+        image::GrayImage::from_pixel(6, 6, image::Luma([200]))
+            .write_to(
+                &mut std::io::Cursor::new(&mut jpeg),
+                image::ImageFormat::Jpeg,
+            )
+            .unwrap();
+        std::fs::create_dir_all(dir.join("b")).unwrap();
+        for i in 0..5 {
+            std::fs::write(dir.join("b").join(format!("{i}.png")), &jpeg).unwrap();
+        }
+        let split = image_folder(&dir).unwrap();
+        assert_eq!((split.train.len(), split.test.len()), (8, 2));
+        let b = split.test.image(1);
+        assert!(b.iter().all(|&p| p.abs_diff(200) < 8), "{b:?}");
+        // Cut in half: the header reads, the pixels do not.
+        std::fs::write(dir.join("b").join("3.png"), &jpeg[..jpeg.len() / 2]).unwrap();
+        let e = image_folder(&dir).unwrap_err().to_string();
+        assert!(
+            e.contains("3.png: cannot decode image") && !e.contains('\n') && !e.contains("\\n"),
+            "{e}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn class_folders_split_every_fifth_image_and_resize() {
         let dir = scratch("classes");
         for (class, value) in [("cat", 10u8), ("dog", 200)] {
