@@ -31,12 +31,16 @@ pub fn run(args: GoldenArgs) -> Result<ExitCode, UserError> {
             args.file.display()
         )));
     }
-    println!(
-        "golden: {} ({} cases; {})",
-        args.file.display(),
-        file.cases.len(),
-        file.generated_by
-    );
+    let cases = match file.cases.len() {
+        1 => "1 case".to_string(),
+        n => format!("{n} cases"),
+    };
+    let by = file.generated_by.trim();
+    if by.is_empty() {
+        println!("golden: {} ({cases})", args.file.display());
+    } else {
+        println!("golden: {} ({cases}; {by})", args.file.display());
+    }
 
     let (mut passed, mut failed, mut missing) = (0usize, 0usize, 0usize);
     let width = file.cases.iter().map(|c| c.name.len()).max().unwrap_or(0);

@@ -514,13 +514,20 @@ fn prepare(args: &PretrainArgs, lead: bool, world: usize) -> Result<Prepared, Us
     };
     if lead {
         eprintln!(
-            "pretraining {} + {} on {} ({} training samples, {} steps per epoch) with \
+            "pretraining {} + {} on {} ({} training samples, {} steps per epoch{}) with \
              {backend}{}; run directory {}",
             config.method,
             config.encoder,
             config.dataset,
             data.split.train.len(),
             data.steps_per_epoch(&config),
+            match data.split.train.len() % config.batch {
+                0 => String::new(),
+                left => format!(
+                    " of {}; each epoch's shuffle leaves {left} samples out",
+                    config.batch
+                ),
+            },
             if world > 1 {
                 format!(
                     " on {world} ranks ({} samples each per step)",
@@ -580,8 +587,9 @@ pub fn pretrain(args: PretrainArgs) -> Result<ExitCode, UserError> {
         return Ok(ExitCode::SUCCESS);
     };
     eprintln!(
-        "evaluating: linear probe ({} epochs) and the raw-input kNN baseline",
-        config.probe_epochs
+        "evaluating: linear probe ({} epoch{}) and the raw-input kNN baseline",
+        config.probe_epochs,
+        if config.probe_epochs == 1 { "" } else { "s" }
     );
     let knn = KnnConfig::new().with_k(config.knn_k);
     let feature_dim = trained.z_test.dims()[1];
@@ -970,9 +978,10 @@ fn select_label_free(run: &Path) -> Result<PathBuf, UserError> {
         )));
     }
     println!(
-        "label-free selection over {} epochs (highest RankMe, collapsed epochs excluded): \
+        "label-free selection over {} epoch{} (highest RankMe, collapsed epochs excluded): \
          epoch {}, RankMe {:.2}",
         rows.len(),
+        if rows.len() == 1 { "" } else { "s" },
         row.epoch,
         row.metrics.rankme
     );

@@ -189,7 +189,7 @@ pub fn table(summary: &Summary, measured: &Measurements) -> String {
     };
     let mut out = String::new();
     out.push_str(&format!(
-        "\n{} + {} on {} ({} train / {} test {samples}), {}, {} epochs ({} steps), {:.0} s, {:.0} {samples}/s\n\n",
+        "\n{} + {} on {} ({} train / {} test {samples}), {}, {} epoch{} ({} steps), {:.0} s, {:.0} {samples}/s\n\n",
         summary.method,
         summary.encoder,
         summary.dataset,
@@ -197,6 +197,7 @@ pub fn table(summary: &Summary, measured: &Measurements) -> String {
         summary.test_images,
         summary.backend,
         summary.epochs,
+        if summary.epochs == 1 { "" } else { "s" },
         summary.steps,
         summary.wall_s,
         summary.images_per_s

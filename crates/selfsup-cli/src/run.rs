@@ -62,14 +62,15 @@ impl Data {
         let (shape, test_shape) = (split.train.shape(), split.test.shape());
         if shape.contains(&0) {
             return Err(UserError(format!(
-                "the samples of '{}' are empty ({}×{}×{}); check the files",
+                "the samples of '{}' are empty ({}×{}×{}, channels × height × width); check \
+                 the files",
                 config.dataset, shape[0], shape[1], shape[2]
             )));
         }
         if shape != test_shape {
             return Err(UserError(format!(
-                "the test samples of '{}' are {}×{}×{}, the training samples {}×{}×{}; both \
-                 splits must have one shape",
+                "the test samples of '{}' are {}×{}×{}, the training samples {}×{}×{} \
+                 (channels × height × width); both splits must have one shape",
                 config.dataset,
                 test_shape[0],
                 test_shape[1],

@@ -335,7 +335,7 @@ fn non_square_and_mixed_size_images_train_and_resizing_is_said() {
     let stderr = trains(&root, &odd);
     assert!(
         stderr.contains("warning: ")
-            && stderr.contains("1 of its 30 images are not 8×8")
+            && stderr.contains("1 of its 30 images is not 8×8")
             && stderr.contains("3.png is 10×12") // height × width, as every message says
             && stderr.contains("resized to 8×8"),
         "{stderr}"

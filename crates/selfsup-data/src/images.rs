@@ -289,11 +289,12 @@ pub fn image_folder_with_warnings(dir: &Path) -> Result<(Split, Vec<String>), Da
         return Err(DataError::new(
             example,
             format!(
-                "is {}×{}, the size most of the folder's images have, to which every image is \
-                 resized: {} images would take {:.1} GiB (selfsup takes up to {MAX_SIDE} pixels \
-                 a side and {} GiB); resize the images first (e.g. to 64×64 or 224×224)",
-                size[1],
+                "is {}×{} (height × width), the size most of the folder's images have, to which \
+                 every image is resized: {} images would take {:.1} GiB (selfsup takes up to \
+                 {MAX_SIDE} pixels a side and {} GiB); resize the images first (e.g. to 64×64 \
+                 or 224×224)",
                 size[0],
+                size[1],
                 files.len(),
                 bytes as f64 / (1u64 << 30) as f64,
                 MAX_BYTES >> 30
@@ -315,12 +316,13 @@ pub fn image_folder_with_warnings(dir: &Path) -> Result<(Split, Vec<String>), Da
     if let Some(&first) = odd.first() {
         let [h, w] = sizes[first];
         warnings.push(format!(
-            "{}: {} of its {} images are not {}×{} (height × width) like the others — {} is \
+            "{}: {} of its {} images {} not {}×{} (height × width) like the others — {} is \
              {h}×{w}, for one — and were resized to {}×{}, aspect ratio not kept; resize the \
              images yourself to choose how",
             dir.display(),
             odd.len(),
             files.len(),
+            if odd.len() == 1 { "is" } else { "are" },
             size[0],
             size[1],
             files[first].display(),

@@ -253,7 +253,7 @@ mod image_folders {
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         let w = &warnings[0];
         assert!(
-            w.contains("1 of its 6 images are not 4×4")
+            w.contains("1 of its 6 images is not 4×4")
                 && w.contains("0.png is 9×9")
                 && w.contains("resized to 4×4"),
             "{w}"

@@ -169,10 +169,25 @@ impl GoldenFile {
     ///
     /// As [`GoldenFile::load`], except for I/O.
     pub fn parse(text: &str, origin: &str) -> Result<GoldenFile, GoldenError> {
-        let file: GoldenFile = serde_json::from_str(text).map_err(|e| GoldenError::Parse {
+        let failed = |message: String| GoldenError::Parse {
             path: origin.to_string(),
-            message: plain_serde(&e.to_string()),
+            message,
+        };
+        // With the path of what is wrong (`cases[0].expected: missing field `loss``): serde
+        // alone names the field, not the object it is missing from.
+        let mut reader = serde_json::Deserializer::from_str(text);
+        let file: GoldenFile = serde_path_to_error::deserialize(&mut reader).map_err(|e| {
+            let at = e.path().to_string();
+            let message = plain_serde(&e.into_inner().to_string());
+            failed(if at.is_empty() || at == "." {
+                message
+            } else {
+                format!("{at}: {message}")
+            })
         })?;
+        reader
+            .end()
+            .map_err(|e| failed(plain_serde(&e.to_string())))?;
         file.validate().map_err(|message| GoldenError::Invalid {
             path: origin.to_string(),
             message,
@@ -335,6 +350,13 @@ fn check_len(what: &str, shape: &[usize], len: usize) -> Result<(), String> {
             .collect::<Vec<_>>()
             .join("×")
     };
+    if shape.contains(&0) {
+        return Err(format!(
+            "{what} has shape {}: a dimension of 0 holds no values, and every loss here needs \
+             at least one sample of at least one feature",
+            dims()
+        ));
+    }
     match shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)) {
         Some(want) if want == len => Ok(()),
         Some(want) => Err(format!(

@@ -173,6 +173,26 @@ fn inconsistent_files_are_rejected_with_the_case_name() {
         "{err}"
     );
 
+    // A missing field is named with the object it is missing from.
+    let mut edited = json.clone();
+    edited["cases"][1]["expected"] = serde_json::json!({});
+    let err = GoldenFile::parse(&edited.to_string(), "bad.json")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("cases[1].expected: missing field `loss`"),
+        "{err}"
+    );
+    // An empty dimension is refused when read, not by an index out of bounds in a loss.
+    json["cases"][1]["inputs"]["z_a"] = serde_json::json!({"shape": [1, 0], "data": []});
+    let err = GoldenFile::parse(&json.to_string(), "bad.json")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("input 'z_a' has shape 1×0: a dimension of 0 holds no values"),
+        "{err}"
+    );
+
     let err = GoldenFile::parse("{\"format\": \"other\", \"cases\": []}", "x.json")
         .unwrap_err()
         .to_string();
