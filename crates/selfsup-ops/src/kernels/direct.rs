@@ -357,7 +357,7 @@ unsafe fn transpose_gradient(
     assert!(
         g_n.len() >= c_out * positions
             && gt.len() >= positions * c_pad
-            && c_pad % LANES == 0
+            && c_pad.is_multiple_of(LANES)
             && c_pad >= c_out
             && c_out * positions < i32::MAX as usize,
         "transpose_gradient: sizes"
