@@ -107,6 +107,11 @@ pub fn parse_backends(flag: &str, list: &str) -> Result<Vec<Backend>, UserError>
 
 pub use selfsup_data::short;
 
+/// The plural ending for `count` things: "s", or nothing for one.
+pub fn plural(count: usize) -> &'static str {
+    if count == 1 { "" } else { "s" }
+}
+
 thread_local! {
     static QUIET_PANICS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }

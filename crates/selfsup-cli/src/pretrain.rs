@@ -589,7 +589,7 @@ pub fn pretrain(args: PretrainArgs) -> Result<ExitCode, UserError> {
     eprintln!(
         "evaluating: linear probe ({} epoch{}) and the raw-input kNN baseline",
         config.probe_epochs,
-        if config.probe_epochs == 1 { "" } else { "s" }
+        crate::plural(config.probe_epochs)
     );
     let knn = KnnConfig::new().with_k(config.knn_k);
     let feature_dim = trained.z_test.dims()[1];
@@ -787,15 +787,7 @@ fn open_run(run: &Path, backend: Option<&str>, moved: Option<&str>) -> Result<Op
 /// (`--dataset`), whose samples [`check_unchanged`] then compares with the trained ones.
 fn run_data(config: &RunConfig, moved: Option<&str>, run: &Path) -> Result<Data, UserError> {
     let Some(moved) = moved else {
-        let name = config.dataset.as_str();
-        let gone = match name {
-            "fashion-mnist" | "mnist" => selfsup_data::sources::cache_dir().is_ok_and(|cache| {
-                let dir = cache.join("data").join(name);
-                !dir.join(selfsup_data::fetch::COMPLETE_MARKER).is_file()
-            }),
-            "fashion-mnist-10k" | "digits" => false,
-            path => !Path::new(path).exists(),
-        };
+        let gone = !selfsup_data::sources::is_present(&config.dataset);
         return Data::load(config).map_err(|e| {
             if gone {
                 UserError(format!(
@@ -981,7 +973,7 @@ fn select_label_free(run: &Path) -> Result<PathBuf, UserError> {
         "label-free selection over {} epoch{} (highest RankMe, collapsed epochs excluded): \
          epoch {}, RankMe {:.2}",
         rows.len(),
-        if rows.len() == 1 { "" } else { "s" },
+        crate::plural(rows.len()),
         row.epoch,
         row.metrics.rankme
     );

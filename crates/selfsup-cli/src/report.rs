@@ -197,7 +197,7 @@ pub fn table(summary: &Summary, measured: &Measurements) -> String {
         summary.test_images,
         summary.backend,
         summary.epochs,
-        if summary.epochs == 1 { "" } else { "s" },
+        crate::plural(summary.epochs),
         summary.steps,
         summary.wall_s,
         summary.images_per_s

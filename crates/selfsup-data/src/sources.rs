@@ -255,6 +255,25 @@ fn not_a_dataset(path: &Path) -> String {
     }
 }
 
+/// Whether `name` (as [`load`] takes it) is here to load: embedded, fetched into the cache,
+/// or an existing path (its files may still be bad).
+pub fn is_present(name: &str) -> bool {
+    match name {
+        "fashion-mnist-10k" | "digits" => true,
+        "fashion-mnist" | "mnist" => cache_dir().is_ok_and(|cache| is_fetched(&cache, name)),
+        path => Path::new(path).exists(),
+    }
+}
+
+/// Whether `<cache>/data/<name>` holds a finished fetch.
+fn is_fetched(cache: &Path, name: &str) -> bool {
+    cache
+        .join("data")
+        .join(name)
+        .join(crate::fetch::COMPLETE_MARKER)
+        .is_file()
+}
+
 /// The datasets `selfsup pretrain --dataset` knows by name.
 pub const NAMED: [&str; 4] = ["fashion-mnist-10k", "fashion-mnist", "mnist", "digits"];
 
@@ -284,7 +303,7 @@ pub fn load_with_warnings(name: &str) -> Result<(Split, Vec<String>), DataError>
         "fashion-mnist" | "mnist" => {
             let cache = cache_dir().map_err(|e| DataError::new(Path::new(name), e))?;
             let dir = cache.join("data").join(name);
-            if !dir.join(crate::fetch::COMPLETE_MARKER).is_file() {
+            if !is_fetched(&cache, name) {
                 return Err(DataError::new(
                     &dir,
                     format!(
